@@ -1,0 +1,79 @@
+"""One error family for users: the CLI prints these as one line and exits with their code.
+
+Anything else that escapes is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A problem the user can fix: bad input, bad config, an unreachable device."""
+
+    exit_code: int = 2
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} ({self.hint})"
+
+
+class ConfigError(UserError):
+    """A profile, policy or suite file is invalid. The message names the file and the key."""
+
+    def __init__(self, path: object, key: str | None, problem: str, *, hint: str | None = None) -> None:
+        where = f"{path}" + (f": key '{key}'" if key else "")
+        super().__init__(f"{where}: {problem}", hint=hint)
+        self.path = str(path)
+        self.key = key
+
+
+class ArtifactError(UserError):
+    """An artifact that cannot be used: missing, truncated, or of no known format."""
+
+
+class DeviceError(UserError):
+    """A device could not be reached or a command on it failed.
+
+    Carries what was run and what came back, as mobly's adb errors do.
+    """
+
+    exit_code = 3
+
+    def __init__(
+        self,
+        device: str,
+        message: str,
+        *,
+        argv: list[str] | None = None,
+        exit_code: int | None = None,
+        stdout: str = "",
+        stderr: str = "",
+        hint: str | None = None,
+    ) -> None:
+        detail = f"device '{device}': {message}"
+        if argv is not None:
+            detail += f"; command {argv!r}"
+        if exit_code is not None:
+            detail += f" exited {exit_code}"
+        tail = (stderr or stdout).strip()
+        if tail:
+            detail += f"; output: {tail[-500:]}"
+        super().__init__(detail, hint=hint)
+        self.device = device
+        self.argv = argv
+        self.returncode = exit_code
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+class DeviceLost(DeviceError):
+    """The connection to a device dropped while a command was in flight."""
+
+
+class GateFailed(UserError):
+    """Not a usage error: the gate ran and said fail. Exit code 1."""
+
+    exit_code = 1

@@ -1,0 +1,161 @@
+"""Device profiles: passive descriptions of devices (device_profiles/*.toml). No I/O to devices here.
+
+Secrets never live in a profile: SSH uses ssh-agent or a key file path, and any value may be given as
+"$ENV_VAR" to be read from the environment at load time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from harness.config import parse_dataclass, read_toml
+from harness.errors import ConfigError, UserError
+from harness.metrics import METRICS
+
+PROFILE_SCHEMA = 1
+DeviceClass = Literal["phone", "board", "laptop", "desktop", "server"]
+TransportKind = Literal["local", "ssh", "adb"]
+Runtime = Literal["onnxruntime", "litert", "llama_cpp"]
+
+
+@dataclass
+class TransportConfig:
+    kind: TransportKind
+    python: str = "python3"  # interpreter on the device that runs the agent
+    workdir: str = ""  # where edgefarm keeps agent + artifacts; default per transport
+    # ssh
+    host: str | None = None
+    port: int = 22
+    user: str | None = None
+    identity_file: str | None = None  # path to a private key; else ssh-agent
+    known_hosts: str | None = None  # default ~/.ssh/known_hosts
+    trust_on_first_use: bool = False  # accept and record an unknown host key (said loudly)
+    jump: str | None = None  # user@host:port of a jump host
+    connect_timeout_s: float = 10.0
+    # adb
+    serial: str | None = None
+    adb_host: str = "127.0.0.1"  # the adb server (may be another farm host)
+    adb_port: int = 5037
+
+
+@dataclass
+class MemoryConfig:
+    cap_mib: int | None = None  # emulate a low-RAM device: cgroup limit, else RLIMIT_AS
+
+
+@dataclass
+class RunConfig:
+    """Defaults for run control; the CLI and the workload may override."""
+
+    warmup_runs: int = 1
+    warmup_min_s: float = 0.5
+    min_runs: int = 50
+    min_s: float = 1.0
+    max_s: float = 150.0
+    threads: int | None = None
+    pin_cpus: list[int] | None = None  # taskset-style pinning (big cores on big.LITTLE)
+    timeout_s: float = 900.0
+    gguf_prompt_tokens: int = 64
+    gguf_new_tokens: int = 64
+    gguf_repetitions: int = 5
+    cooldown_margin_c: float | None = None  # wait until within this of idle temperature before measuring
+    cooldown_max_s: float = 120.0
+
+
+@dataclass
+class EnergyConfig:
+    kind: Literal["none", "rapl", "fuel_gauge", "ppk2", "scpi"] = "none"
+    port: str | None = None  # serial port of an external meter
+    baudrate: int | None = None
+    voltage_v: float | None = None  # supply voltage where the meter measures current only
+    idle_baseline_s: float = 2.0
+
+
+@dataclass
+class Profile:
+    name: str
+    device_class: DeviceClass = dataclasses.field(metadata={"toml": "class"})
+    transport: TransportConfig
+    schema: int = PROFILE_SCHEMA
+    description: str = ""
+    os: Literal["linux", "android"] = "linux"
+    ram_mib: int | None = None
+    runtimes: list[Runtime] = field(default_factory=lambda: ["onnxruntime", "litert", "llama_cpp"])
+    tags: list[str] = field(default_factory=list)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    budgets: dict[str, float] = field(default_factory=dict)  # metric -> max (lower-better) or min (higher-better)
+    energy: EnergyConfig = field(default_factory=EnergyConfig)
+    source: str = ""  # file it was loaded from (set by the loader)
+
+
+def _expand_env(path: Path, key: str, value: object) -> object:
+    if isinstance(value, str) and value.startswith("$") and len(value) > 1:
+        var = value[1:]
+        if var not in os.environ:
+            raise ConfigError(path, key, f"refers to environment variable {var}, which is not set")
+        return os.environ[var]
+    if isinstance(value, dict):
+        return {k: _expand_env(path, f"{key}.{k}" if key else k, v) for k, v in value.items()}
+    return value
+
+
+def load_profile(path: Path) -> Profile:
+    """Load and validate one profile file."""
+    raw = read_toml(path)
+    data = _expand_env(path, "", raw)
+    assert isinstance(data, dict)
+    prof = parse_dataclass(path, data, Profile)
+    if prof.schema != PROFILE_SCHEMA:
+        raise ConfigError(path, "schema", f"profile schema {prof.schema} is not supported (this edgefarm: 1)")
+    if prof.name != path.stem:
+        raise ConfigError(path, "name", f"'{prof.name}' must match the file name '{path.stem}'")
+    for metric in prof.budgets:
+        if metric not in METRICS:
+            raise ConfigError(path, f"budgets.{metric}", "unknown metric",
+                              hint=f"known: {', '.join(sorted(METRICS))}")
+    t = prof.transport
+    if t.kind == "ssh" and not t.host:
+        raise ConfigError(path, "transport.host", "required for an ssh transport")
+    if t.kind == "adb" and not t.serial:
+        raise ConfigError(path, "transport.serial", "required for an adb transport")
+    if prof.memory.cap_mib is not None and prof.memory.cap_mib <= 0:
+        raise ConfigError(path, "memory.cap_mib", "must be a positive number of MiB")
+    prof.source = str(path)
+    return prof
+
+
+def default_profiles_dir() -> Path:
+    """$EDGEFARM_PROFILES, else ./device_profiles, else the one beside the installed package."""
+    env = os.environ.get("EDGEFARM_PROFILES")
+    if env:
+        return Path(env)
+    here = Path.cwd() / "device_profiles"
+    if here.is_dir():
+        return here
+    return Path(__file__).resolve().parent.parent / "device_profiles"
+
+
+def load_all(directory: Path | None = None) -> dict[str, Profile]:
+    """Every profile in a directory, by name."""
+    d = directory or default_profiles_dir()
+    if not d.is_dir():
+        raise UserError(f"no device profile directory at {d}", hint="set EDGEFARM_PROFILES or pass --profiles")
+    return {p.stem: load_profile(p) for p in sorted(d.glob("*.toml"))}
+
+
+def resolve(names: list[str], directory: Path | None = None) -> list[Profile]:
+    """Profiles for the names given on a command line; 'all' means every profile."""
+    profiles = load_all(directory)
+    if names == ["all"] or "all" in names:
+        return list(profiles.values())
+    out: list[Profile] = []
+    for n in names:
+        if n not in profiles:
+            raise UserError(f"unknown device '{n}'", hint=f"known devices: {', '.join(sorted(profiles)) or 'none'}")
+        out.append(profiles[n])
+    return out

@@ -1,0 +1,83 @@
+"""The transport interface: how the controller acts on a device. Profiles describe; transports act.
+
+Commands are argument lists, never shell strings built from parts; an implementation that must go
+through a remote shell (ssh, adb) quotes each argument itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass
+class CommandResult:
+    argv: list[str]
+    exit_code: int  # negative: killed by that signal (local), as subprocess reports it
+    stdout: str
+    stderr: str
+    duration_s: float
+    timed_out: bool = False
+
+
+@dataclass
+class PushStats:
+    """What a content-addressed push did: bytes actually sent (0 when already present)."""
+
+    remote_path: str
+    bytes_sent: int
+    skipped: bool
+    seconds: float
+
+
+@dataclass
+class DeviceFacts:
+    """What a transport can learn about a device without the agent."""
+
+    reachable: bool
+    python: str | None = None  # path of a usable python3 on the device
+    workdir: str = ""  # where edgefarm keeps its files on the device
+    free_storage_bytes: int | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+LineCallback = Callable[[str], None]
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Run, push, pull on one device. Every failure raises DeviceError naming the device and the command."""
+
+    name: str  # the device (profile) name, for messages
+
+    def run(
+        self,
+        argv: list[str],
+        *,
+        timeout: float,
+        on_stdout_line: LineCallback | None = None,
+        env: dict[str, str] | None = None,
+    ) -> CommandResult:
+        """Run argv on the device; stream stdout lines to the callback as they arrive.
+
+        A timeout kills the remote process group and returns timed_out=True; a dropped
+        connection raises DeviceLost.
+        """
+        ...
+
+    def push(self, local_path: str, remote_path: str, *, progress: Callable[[int, int], None] | None = None) -> None:
+        """Copy a file to the device (atomically: written beside, then renamed)."""
+        ...
+
+    def pull(self, remote_path: str, local_path: str) -> None:
+        """Copy a file from the device."""
+        ...
+
+    def facts(self) -> DeviceFacts:
+        """Reachability, python, work dir, free storage."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
