@@ -91,25 +91,36 @@ class Profile:
     budgets: dict[str, float] = field(default_factory=dict)  # metric -> max (lower-better) or min (higher-better)
     energy: EnergyConfig = field(default_factory=EnergyConfig)
     source: str = ""  # file it was loaded from (set by the loader)
+    unresolved: dict[str, str] = field(default_factory=dict)  # key -> env var that was not set at load time
+
+    def require_resolved(self) -> None:
+        """Raise if a "$VAR" value could not be filled in; called before the device is used."""
+        for key, var in self.unresolved.items():
+            raise ConfigError(self.source, key, f"refers to environment variable {var}, which is not set",
+                              hint=f"export {var}=... to use device '{self.name}'")
 
 
-def _expand_env(path: Path, key: str, value: object) -> object:
+def _expand_env(key: str, value: object, unresolved: dict[str, str]) -> object:
+    """Fill "$VAR" values from the environment; an unset one is recorded, and only an error once used."""
     if isinstance(value, str) and value.startswith("$") and len(value) > 1:
         var = value[1:]
         if var not in os.environ:
-            raise ConfigError(path, key, f"refers to environment variable {var}, which is not set")
+            unresolved[key] = var
+            return value
         return os.environ[var]
     if isinstance(value, dict):
-        return {k: _expand_env(path, f"{key}.{k}" if key else k, v) for k, v in value.items()}
+        return {k: _expand_env(f"{key}.{k}" if key else k, v, unresolved) for k, v in value.items()}
     return value
 
 
 def load_profile(path: Path) -> Profile:
     """Load and validate one profile file."""
     raw = read_toml(path)
-    data = _expand_env(path, "", raw)
+    unresolved: dict[str, str] = {}
+    data = _expand_env("", raw, unresolved)
     assert isinstance(data, dict)
     prof = parse_dataclass(path, data, Profile)
+    prof.unresolved = unresolved
     if prof.schema != PROFILE_SCHEMA:
         raise ConfigError(path, "schema", f"profile schema {prof.schema} is not supported (this edgefarm: 1)")
     if prof.name != path.stem:

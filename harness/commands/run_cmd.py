@@ -1,0 +1,95 @@
+"""`edgefarm run`, `edgefarm devices`, `edgefarm samples`."""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+from pathlib import Path
+from typing import Any
+
+from harness import profiles as profiles_mod
+from harness.artifacts import inspect
+from harness.console import Progress, summary_table
+from harness.errors import UserError
+from harness.farm import new_run_id, run_farm
+from harness.runner import RunOverrides
+
+
+def _profiles_dir(args: argparse.Namespace) -> Path | None:
+    return Path(args.profiles) if getattr(args, "profiles", None) else None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if not args.artifact:
+        raise UserError("no artifact given", hint="pass --artifact PATH (repeatable); `edgefarm samples DIR` makes some")
+    devices = profiles_mod.resolve(args.device or ["local"], _profiles_dir(args))
+    artifacts = [inspect(Path(a)) for a in args.artifact]
+    run_id = new_run_id()
+    out = Path(args.out) if args.out else Path("runs") / run_id
+    extra: dict[str, Any] = json.loads(args.spec_json) if args.spec_json else {}
+    overrides = RunOverrides(warmup_runs=args.warmup_runs, min_runs=args.min_runs, min_s=args.min_s,
+                             max_s=args.max_s, threads=args.threads, timeout_s=args.timeout, seed=args.seed,
+                             extra=extra)
+    progress = Progress(quiet=args.quiet)
+    progress.message(f"run {run_id}: {len(artifacts)} artifact(s) on {', '.join(d.name for d in devices)} -> {out}")
+    result = run_farm(devices, artifacts, out, overrides, on_event=progress.event, on_record=progress.record,
+                      on_message=progress.message, run_id=run_id)
+    print(summary_table(result.records))
+    sent = sum(result.bytes_sent.values())
+    print(f"\nbytes transferred to devices: {sent} "
+          f"({', '.join(f'{k}: {v}' for k, v in sorted(result.bytes_sent.items())) or 'none'})")
+    print(f"results: {out / 'results.jsonl'}")
+    bad = [r for r in result.records if r.status != "ok"]
+    return 0 if not bad or args.allow_failures else 4
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from harness.devicecheck import check_device
+
+    profs = profiles_mod.load_all(_profiles_dir(args))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        checks = dict(zip(profs, pool.map(check_device, profs.values())))
+    width = max((len(n) for n in profs), default=6)
+    for name, prof in profs.items():
+        c = checks[name]
+        state = "reachable" if c.ok else "UNREACHABLE"
+        print(f"{name:<{width}}  {prof.device_class:<7} {prof.transport.kind:<5} {state:<11}  {c.summary}")
+    return 0
+
+
+def cmd_samples(args: argparse.Namespace) -> int:
+    from harness.samples import write_samples
+
+    paths = write_samples(Path(args.dir), size=args.size)
+    for p in paths:
+        print(f"{p}  {p.stat().st_size / 2**20:.1f} MiB")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("run", help="benchmark artifacts on devices; stream results to a run directory")
+    p.add_argument("--device", action="append", help="profile name (repeatable) or 'all'; default: local")
+    p.add_argument("--artifact", action="append", help="model file (ONNX, TFLite, GGUF); repeatable")
+    p.add_argument("--out", help="run directory (default runs/<run id>)")
+    p.add_argument("--profiles", help="device profile directory (default $EDGEFARM_PROFILES or ./device_profiles)")
+    p.add_argument("--min-runs", type=int, help="measured runs at least (default from the profile)")
+    p.add_argument("--min-s", type=float, help="measured seconds at least")
+    p.add_argument("--max-s", type=float, help="measured seconds at most")
+    p.add_argument("--warmup-runs", type=int)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--timeout", type=float, help="per-artifact agent timeout in seconds")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--spec-json", help="extra agent spec keys as JSON (advanced)")
+    p.add_argument("--allow-failures", action="store_true", help="exit 0 even when a run is not ok")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_run)
+
+    d = sub.add_parser("devices", help="list device profiles and whether each is reachable")
+    d.add_argument("--profiles")
+    d.set_defaults(func=cmd_devices)
+
+    s = sub.add_parser("samples", help="write small real student artifacts (ONNX, TFLite, GGUF), no download")
+    s.add_argument("dir")
+    s.add_argument("--size", choices=["tiny", "default"], default="default")
+    s.set_defaults(func=cmd_samples)

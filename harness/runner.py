@@ -1,0 +1,213 @@
+"""One device, many artifacts in sequence: stage the agent and each artifact, run, build the Record.
+
+The runner orchestrates; the agent measures. Every failure becomes a Record with a status and a message:
+a device that drops is `device_lost`, a hung agent `timeout`, a kernel OOM kill under the cap `oom`.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import deploy
+from harness.errors import DeviceError, DeviceLost, UserError
+from harness.metrics import METRICS
+from harness.profiles import Profile
+from harness.records import ArtifactInfo, DeviceInfo, Metric, Record, now_rfc3339
+from harness.transports import Transport, open_transport
+from harness.transports.local import LocalTransport
+from harness.version import harness_version
+
+EventSink = Callable[[str, str, dict[str, Any]], None]  # (device, artifact name, event)
+
+
+@dataclass
+class RunOverrides:
+    """Run control given on the command line; None keeps the profile's value."""
+
+    warmup_runs: int | None = None
+    min_runs: int | None = None
+    min_s: float | None = None
+    max_s: float | None = None
+    threads: int | None = None
+    timeout_s: float | None = None
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def build_spec(profile: Profile, artifact_remote: str, fmt: str, o: RunOverrides, rlimit_mib: int | None) -> dict[str, Any]:
+    r = profile.run
+    spec: dict[str, Any] = {
+        "artifact": artifact_remote,
+        "format": fmt,
+        "warmup_runs": o.warmup_runs if o.warmup_runs is not None else r.warmup_runs,
+        "warmup_min_s": r.warmup_min_s,
+        "min_runs": o.min_runs if o.min_runs is not None else r.min_runs,
+        "min_s": o.min_s if o.min_s is not None else r.min_s,
+        "max_s": o.max_s if o.max_s is not None else r.max_s,
+        "threads": o.threads if o.threads is not None else r.threads,
+        "seed": o.seed,
+        "timeout_s": o.timeout_s if o.timeout_s is not None else r.timeout_s,
+        "pin_cpus": r.pin_cpus,
+        "rlimit_as_mib": rlimit_mib,
+        "gguf": {"prompt_tokens": r.gguf_prompt_tokens, "new_tokens": r.gguf_new_tokens,
+                 "repetitions": r.gguf_repetitions},
+    }
+    spec.update(o.extra)
+    return spec
+
+
+class DeviceSession:
+    """An open connection to one device with the agent staged and the device fingerprinted."""
+
+    def __init__(self, profile: Profile, transport: Transport | None = None) -> None:
+        self.profile = profile
+        self.transport = transport if transport is not None else open_transport(profile)
+        self.python = self.transport.facts().python or profile.transport.python
+        self.workdir = deploy.workdir_for(self.transport, profile.transport.workdir)
+        self.agent = deploy.stage_agent(self.transport, self.python, self.workdir)
+        self.fingerprint = self._probe()
+        self.bytes_sent = self.agent.stats.bytes_sent
+
+    def _probe(self) -> dict[str, Any]:
+        argv = [self.python, self.agent.remote, "probe"]
+        res = self.transport.run(argv, timeout=120)
+        for line in reversed(res.stdout.splitlines()):
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict) and obj.get("event") == "probe":
+                return obj
+        raise DeviceError(self.profile.name, "agent probe gave no answer", argv=argv,
+                          exit_code=res.exit_code, stdout=res.stdout, stderr=res.stderr)
+
+    def device_info(self) -> DeviceInfo:
+        return _device_info(self.profile, self.fingerprint.get("fingerprint", {}))
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def run_artifact(self, artifact: ArtifactInfo, run_id: str, overrides: RunOverrides,
+                     on_event: EventSink | None = None) -> Record:
+        """Stage and measure one artifact; never raises for device trouble, returns a Record saying what happened."""
+        started = now_rfc3339()
+        rec = Record(run_id=run_id, device=self.device_info(), artifact=artifact, status="error",
+                     started_at=started, finished_at=started, provenance=self._provenance())
+
+        def emit(event: dict[str, Any]) -> None:
+            if on_event:
+                on_event(self.profile.name, artifact.name, event)
+
+        try:
+            staged = deploy.stage(self.transport, self.python, self.workdir, Path(artifact.path),
+                                  progress=lambda done, total: emit({"event": "push", "done": done, "total": total}))
+            self.bytes_sent += staged.stats.bytes_sent
+            rec.provenance["push"] = {"bytes_sent": staged.stats.bytes_sent, "skipped": staged.stats.skipped,
+                                      "seconds": round(staged.stats.seconds, 3), "remote_path": staged.remote}
+            self._measure(rec, staged.remote, overrides, emit)
+        except DeviceLost as e:
+            rec.status, rec.message = "device_lost", str(e)
+        except DeviceError as e:
+            rec.status, rec.message = "error", str(e)
+        rec.finished_at = now_rfc3339()
+        return rec
+
+    def _measure(self, rec: Record, remote: str, o: RunOverrides, emit: Callable[[dict[str, Any]], None]) -> None:
+        cap = self.transport.memory_cap if isinstance(self.transport, LocalTransport) else None
+        rlimit = cap.limit_mib if cap is not None and cap.cgroup is None else None
+        spec = build_spec(self.profile, remote, rec.artifact.format, o, rlimit)
+        rec.workload = spec
+        argv = [self.python, self.agent.remote, "run", json.dumps(spec, sort_keys=True)]
+        result: dict[str, Any] | None = None
+        host_phases: list[dict[str, Any]] = []
+
+        def on_line(line: str) -> None:
+            nonlocal result
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                return
+            if not isinstance(ev, dict):
+                return
+            if ev.get("event") == "phase":
+                host_phases.append({"phase": ev.get("phase"), "host_t": time.monotonic(), "device_t": ev.get("t")})
+            elif ev.get("event") == "result":
+                result = ev
+            emit(ev)
+
+        oom_before = cap.oom_kills() if cap else 0
+        if cap:
+            cap.reset_peak()
+        res = self.transport.run(argv, timeout=float(spec["timeout_s"]) + 60, on_stdout_line=on_line)
+        rec.provenance["host_phases"] = host_phases
+        oom_killed = cap is not None and cap.oom_kills() > oom_before
+        if result is None:
+            if res.timed_out:
+                rec.status, rec.message = "timeout", f"agent did not finish within {spec['timeout_s']} s; killed"
+            elif oom_killed:
+                rec.status, rec.message = "oom", "the agent was OOM-killed under the memory cap"
+            elif res.exit_code < 0:
+                rec.status, rec.signal = "crashed", -res.exit_code
+                rec.message = f"agent killed by signal {-res.exit_code}"
+            else:
+                tail = (res.stderr or res.stdout).strip()[-800:]
+                rec.status, rec.message = "error", f"agent exited {res.exit_code} without a result: {tail}"
+            return
+        self._fill_from_agent(rec, result)
+        if oom_killed and rec.status in ("crashed", "error"):
+            rec.status = "oom"
+            rec.message = f"OOM-killed by the {cap.kind if cap else ''} memory cap of {cap.limit_mib if cap else ''} MiB"
+        if cap is not None:
+            peak = cap.peak_mib()
+            rec.provenance["memory_cap"] = {"kind": cap.kind, "limit_mib": cap.limit_mib,
+                                            "group_peak_mib": None if peak is None else round(peak, 2)}
+            if rec.status == "oom" and peak is not None:
+                rec.metrics.setdefault("peak_rss_mib", Metric(value=round(peak, 2), unit="MiB",
+                                                              note="cgroup peak at the OOM kill"))
+
+    def _fill_from_agent(self, rec: Record, r: dict[str, Any]) -> None:
+        rec.status = r.get("status", "error")
+        rec.message = r.get("message")
+        rec.signal = r.get("signal")
+        rec.runtime = dict(r.get("runtime") or {})
+        for name, m in (r.get("metrics") or {}).items():
+            rec.metrics[name] = Metric.from_dict(m)
+        rec.samples = {k: [float(x) for x in v] for k, v in (r.get("samples") or {}).items()}
+        rec.phases = list(r.get("phases") or [])
+        if r.get("fingerprint"):
+            rec.device.fingerprint = r["fingerprint"]
+        if r.get("os_peak_rss_mib") is not None:
+            rec.provenance["os_peak_rss_mib"] = r["os_peak_rss_mib"]
+        if r.get("thermal"):
+            rec.thermal = r["thermal"]
+        peak = rec.value("peak_rss_mib")
+        if peak is not None and self.profile.ram_mib:
+            rec.metrics["memory_headroom_pct"] = Metric(
+                value=round(100.0 * (self.profile.ram_mib - peak) / self.profile.ram_mib, 2), unit="%")
+        unknown = sorted(set(rec.metrics) - set(METRICS))
+        if unknown:
+            rec.provenance["unregistered_metrics"] = unknown
+
+    def _provenance(self) -> dict[str, Any]:
+        return {"harness_version": harness_version(), "agent_sha256": self.agent.sha256,
+                "controller": platform.node(), "agent_python": self.fingerprint.get("python")}
+
+
+def _device_info(profile: Profile, fingerprint: dict[str, Any]) -> DeviceInfo:
+    return DeviceInfo(name=profile.name, transport=profile.transport.kind, device_class=profile.device_class,
+                      ram_mib=profile.ram_mib, fingerprint=fingerprint)
+
+
+def failed_record(profile: Profile, artifact: ArtifactInfo, run_id: str, status: str, message: str) -> Record:
+    """A record for an artifact that never ran (device unreachable, lost before its turn)."""
+    t = now_rfc3339()
+    if status not in ("error", "device_lost", "skipped"):
+        raise UserError(f"internal: bad status {status}")
+    return Record(run_id=run_id, device=_device_info(profile, {}), artifact=artifact, status=status,  # type: ignore[arg-type]
+                  started_at=t, finished_at=t, message=message, provenance={"harness_version": harness_version()})
