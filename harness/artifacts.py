@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agents.agent import detect_format
+from agents import agent as _agent
 from harness.deploy import sha256_file
 from harness.errors import ArtifactError
 from harness.records import ArtifactInfo
@@ -15,8 +15,8 @@ def inspect(path: Path) -> ArtifactInfo:
     if not path.is_file():
         raise ArtifactError(f"artifact {path}: no such file")
     try:
-        fmt = detect_format(str(path))
-    except ValueError as e:
-        raise ArtifactError(f"artifact {path}: {e}") from None
+        fmt = _agent.detect_format(str(path))  # one detector, shared with the device side
+    except _agent.ArtifactError as e:
+        raise ArtifactError(f"artifact {e}") from None
     return ArtifactInfo(path=str(path.resolve()), name=path.name, format=fmt,
                         size_bytes=path.stat().st_size, sha256=sha256_file(path))
