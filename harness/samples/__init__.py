@@ -49,5 +49,7 @@ def write_truncated(src: Path, dst: Path, keep: float = 0.5) -> Path:
     """Copy the first `keep` fraction of `src` to `dst`: a damaged artifact for error-path tests."""
     if not 0.0 <= keep < 1.0:
         raise ValueError(f"keep must be in [0, 1), got {keep}")
-    data = Path(src).read_bytes()
-    return write_bytes_atomic(Path(dst), data[: int(len(data) * keep)])
+    src = Path(src)
+    with open(src, "rb") as f:
+        prefix = f.read(int(src.stat().st_size * keep))
+    return write_bytes_atomic(Path(dst), prefix)
