@@ -1,0 +1,149 @@
+"""The gate policy: a strict TOML file of budgets and relative rules, parsed through harness/config.py.
+
+A rule that names an unknown metric, device, device class or artifact is a ConfigError naming the file
+and the key: a mistyped name must never silently disable a gate. Metric and device-class names are checked
+when the file is read; device and artifact names when the policy meets a run (`check_names`), since only
+then is it known which devices and artifacts exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from harness.config import parse_dataclass, read_toml
+from harness.errors import ConfigError
+from harness.metrics import METRICS
+from harness.profiles import DeviceClass
+
+POLICY_SCHEMA = 1
+DEFAULT_POLICY = Path(__file__).with_name("default_policy.toml")
+Decision = Literal["fail", "pass"]
+
+
+@dataclass
+class Scope:
+    """Which (device, artifact) cells a rule is about; an empty list means all."""
+
+    devices: list[str] = field(default_factory=list)
+    device_classes: list[DeviceClass] = field(default_factory=list)
+    artifacts: list[str] = field(default_factory=list)
+
+    def matches(self, device: str, device_class: str, artifact: str) -> bool:
+        return (
+            (not self.devices or device in self.devices)
+            and (not self.device_classes or device_class in self.device_classes)
+            and (not self.artifacts or artifact in self.artifacts)
+        )
+
+
+@dataclass(kw_only=True)
+class BudgetRule(Scope):
+    """An absolute budget: `max` for a lower-is-better metric, `min` for a higher-is-better one."""
+
+    metric: str
+    max: float | None = None
+    min: float | None = None
+    name: str = ""
+
+
+@dataclass(kw_only=True)
+class RelativeRule(Scope):
+    """Candidate no more than `max_worse_pct` worse than the baseline run (and significantly so to fail)."""
+
+    metric: str
+    max_worse_pct: float
+    name: str = ""
+
+
+@dataclass
+class StatsConfig:
+    confidence: float = 0.95  # of intervals on budgets and on baseline ratios
+    alpha: float = 0.002  # Mann-Whitney significance level (asv's default)
+    bootstrap: int = 400  # bootstrap replicates of a ratio
+    seed: int = 0  # the bootstrap is seeded: one result set gives one verdict
+
+
+@dataclass
+class KpiConfig:
+    sla_latency_ms: float | None = None  # latency SLA compliance: % of samples under this
+    price_per_hour: float | None = None  # device cost, for cost per 1k requests
+    currency: str = "USD"
+    quality: dict[str, float] = field(default_factory=dict)  # artifact -> quality score (when not in the record)
+
+
+@dataclass
+class Policy:
+    schema: int = POLICY_SCHEMA
+    description: str = ""
+    inconclusive: Decision = "fail"  # what an inconclusive outcome does to the exit code
+    not_significant: Decision = "pass"  # relative change past its threshold but not significant (asv: not a fail)
+    errors: Decision = "fail"  # what a lost device / crash / timeout does to the exit code
+    profile_budgets: bool = True  # also apply each device profile's [budgets]
+    stats: StatsConfig = field(default_factory=StatsConfig)
+    kpis: KpiConfig = field(default_factory=KpiConfig)
+    budget: list[BudgetRule] = field(default_factory=list)
+    relative: list[RelativeRule] = field(default_factory=list)
+    source: str = field(default="", init=False)  # the file it was read from (set by the loader)
+
+    def check_names(self, devices: Iterable[str], artifacts: Iterable[str]) -> None:
+        """Every device and artifact a rule names must exist (in the profiles or in the runs)."""
+        known_dev, known_art = set(devices), set(artifacts)
+        for table, rules in (("budget", self.budget), ("relative", self.relative)):
+            for i, r in enumerate(rules):
+                for j, d in enumerate(r.devices):
+                    if d not in known_dev:
+                        raise ConfigError(self.source, f"{table}[{i}].devices[{j}]", f"unknown device '{d}'",
+                                          hint=f"known devices: {', '.join(sorted(known_dev)) or 'none'}")
+                for j, a in enumerate(r.artifacts):
+                    if a not in known_art:
+                        raise ConfigError(self.source, f"{table}[{i}].artifacts[{j}]", f"unknown artifact '{a}'",
+                                          hint=f"artifacts in this run: {', '.join(sorted(known_art)) or 'none'}")
+
+
+def _check_metric(path: Path, key: str, metric: str) -> None:
+    if metric not in METRICS:
+        raise ConfigError(path, key, f"unknown metric '{metric}'", hint=f"known: {', '.join(sorted(METRICS))}")
+
+
+def _validate(path: Path, p: Policy) -> None:
+    if p.schema != POLICY_SCHEMA:
+        raise ConfigError(path, "schema", f"policy schema {p.schema} is not supported (this edgefarm: 1)")
+    if not 0.5 <= p.stats.confidence < 1.0:
+        raise ConfigError(path, "stats.confidence", f"expected a number in [0.5, 1), got {p.stats.confidence}")
+    if not 0.0 < p.stats.alpha < 0.5:
+        raise ConfigError(path, "stats.alpha", f"expected a number in (0, 0.5), got {p.stats.alpha}")
+    if p.stats.bootstrap < 50:
+        raise ConfigError(path, "stats.bootstrap", "expected at least 50 replicates")
+    for i, b in enumerate(p.budget):
+        key = f"budget[{i}]"
+        _check_metric(path, f"{key}.metric", b.metric)
+        better = METRICS[b.metric].better
+        if (b.max is None) == (b.min is None):
+            raise ConfigError(path, key, "give exactly one of 'max' or 'min'")
+        if better == "lower" and b.min is not None:
+            raise ConfigError(path, f"{key}.min", f"'{b.metric}' is lower-is-better: give 'max'")
+        if better == "higher" and b.max is not None:
+            raise ConfigError(path, f"{key}.max", f"'{b.metric}' is higher-is-better: give 'min'")
+    for i, r in enumerate(p.relative):
+        _check_metric(path, f"relative[{i}].metric", r.metric)
+        if r.max_worse_pct < 0:
+            raise ConfigError(path, f"relative[{i}].max_worse_pct", "must not be negative")
+    for name in ("sla_latency_ms", "price_per_hour"):
+        v = getattr(p.kpis, name)
+        if v is not None and v <= 0:
+            raise ConfigError(path, f"kpis.{name}", "must be positive")
+
+
+def load_policy(path: Path | None = None) -> Policy:
+    """Read and validate a policy file; None means the shipped default policy."""
+    path = path or DEFAULT_POLICY
+    data = read_toml(path)
+    if "metric" in data:
+        raise ConfigError(path, "metric", "rules go in [[budget]] or [[relative]] tables")
+    policy = parse_dataclass(path, data, Policy)
+    _validate(path, policy)
+    policy.source = str(path)
+    return policy

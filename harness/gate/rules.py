@@ -1,0 +1,245 @@
+"""Judging one rule on one record: absolute budgets (policy or profile) and relative rules against a baseline.
+
+Budgets on statistics of raw samples are judged on the confidence interval: pass when the whole interval is
+within budget, fail when the whole interval is past it, inconclusive otherwise. Relative rules follow asv:
+a change counts only when it is past the threshold AND significant (Mann-Whitney U at alpha, or the bootstrap
+interval of the ratio lies wholly past the threshold); past the threshold but not significant is
+inconclusive, never a silent pass.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from harness.gate.model import RuleResult
+from harness.gate.policy import StatsConfig
+from harness.gate.stats import (
+    Estimator,
+    FloatArray,
+    inflation,
+    estimator_for,
+    interval,
+    mann_whitney,
+    min_n_for_bounded,
+    ratio_interval,
+    samples_to_decide,
+    z_of,
+)
+from harness.metrics import METRICS
+from harness.records import Record
+
+MEMORY_METRICS = frozenset({
+    "peak_rss_mib", "peak_rss_load_mib", "peak_rss_inference_mib", "load_footprint_mib", "rss_anon_mib",
+    "rss_file_mib", "memory_headroom_pct",
+})
+
+
+def fmt(x: float | None, unit: str = "") -> str:
+    """A figure for a sentence: 3 significant digits, unit attached."""
+    if x is None:
+        return "n/a"
+    if math.isinf(x):
+        return "unbounded"
+    s = f"{x:.4g}" if abs(x) < 10000 else f"{x:.0f}"
+    return f"{s} {unit}".rstrip() if unit and unit != "%" else f"{s}{unit}"
+
+
+class SampleCache:
+    """Sorted raw-sample arrays and their variance inflation, computed once per (record, series)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[int, str], tuple[FloatArray | None, float]] = {}
+
+    def _load(self, rec: Record, series: str) -> tuple[FloatArray | None, float]:
+        key = (id(rec), series)
+        if key not in self._cache:
+            raw = rec.samples.get(series)
+            if not raw:
+                self._cache[key] = (None, 1.0)
+            else:
+                run_order = np.asarray(raw, dtype=np.float64)
+                run_order = run_order[np.isfinite(run_order)]
+                self._cache[key] = (np.sort(run_order), inflation(run_order))
+        return self._cache[key]
+
+    def get(self, rec: Record, series: str) -> FloatArray | None:
+        return self._load(rec, series)[0]
+
+    def inflation(self, rec: Record, series: str) -> float:
+        return self._load(rec, series)[1]
+
+
+class Figure:
+    """A metric of one record: point estimate, interval, sample count, and why it may be missing."""
+
+    def __init__(self, rec: Record, metric: str, cfg: StatsConfig, cache: SampleCache) -> None:
+        self.metric = metric
+        self.est: Estimator | None = estimator_for(metric)
+        self.samples: FloatArray | None = cache.get(rec, self.est.series) if self.est else None
+        self.infl = cache.inflation(rec, self.est.series) if self.est else 1.0
+        m = rec.metrics.get(metric)
+        self.note = m.note if m else None
+        self.value: float | None = m.value if m else None
+        self.ci: tuple[float, float] | None = m.ci if m else None
+        self.n: int | None = m.n if m else None
+        have = self.samples is not None and len(self.samples) > 0
+        if self.est is not None and have:
+            assert self.samples is not None
+            if self.value is None and not self.note:
+                self.value = self.est.point(self.samples)
+            if self.ci is None:
+                self.ci = interval(self.est, self.samples, cfg.confidence, self.infl)
+            self.n = self.n or len(self.samples)
+        if metric == "memory_headroom_pct" and self.value is None:
+            peak, ram = rec.value("peak_rss_mib"), rec.device.ram_mib
+            if peak is not None and ram:
+                self.value = 100.0 * (ram - peak) / ram
+
+
+def _unmeasured(base: RuleResult, fig: Figure, cfg: StatsConfig) -> RuleResult:
+    if fig.note:
+        base.outcome, base.reason = "inconclusive", f"{fig.metric} not claimed: {fig.note}"
+        if fig.est is not None and fig.est.kind == "quantile":
+            base.more_samples = max(1, min_n_for_bounded(fig.est.p, cfg.confidence) - (fig.n or 0))
+            base.reason += f"; ~{base.more_samples} more samples would allow a claim"
+        return base
+    base.outcome, base.reason = "skipped", f"{fig.metric} was not measured on this run"
+    return base
+
+
+def judge_budget(rec: Record, metric: str, limit: float, rule: str, source: str, cfg: StatsConfig,
+                 cache: SampleCache) -> RuleResult:
+    """An absolute budget: max for lower-is-better metrics, min for higher-is-better ones."""
+    d = METRICS[metric]
+    lower = d.better == "lower"
+    res = RuleResult(rule=rule, kind="budget", source=source, outcome="pass", reason="", metric=metric,
+                     unit=d.unit, comparator="<=" if lower else ">=", threshold=limit)
+    if metric == "memory_headroom_pct" and rec.metrics.get(metric) is None and not rec.device.ram_mib:
+        res.outcome, res.reason = "skipped", "device RAM unknown: memory headroom cannot be computed"
+        return res
+    fig = Figure(rec, metric, cfg, cache)
+    res.value, res.ci, res.n = fig.value, fig.ci, fig.n
+    if fig.value is None:
+        return _unmeasured(res, fig, cfg)
+    u, v = d.unit, fig.value
+    if fig.ci is None:  # a single figure: judged as it stands
+        ok = v <= limit if lower else v >= limit
+        res.bound = v
+        res.outcome = "pass" if ok else "fail"
+        res.reason = f"{fmt(v, u)} {'within' if ok else 'past'} budget {res.comparator} {fmt(limit, u)}"
+        return res
+    lo, hi = fig.ci
+    near, far = (hi, lo) if lower else (lo, hi)  # near: the bound that must be within budget to pass
+
+    def within(x: float) -> bool:
+        return x <= limit if lower else x >= limit
+
+    conf = f"{cfg.confidence:.0%}"
+    if within(near):
+        res.outcome, res.bound = "pass", near
+        res.reason = (f"{fmt(v, u)}; {conf} bound {fmt(near, u)} within budget {res.comparator} {fmt(limit, u)}")
+    elif not within(far):
+        res.outcome, res.bound = "fail", far
+        res.reason = (f"{fmt(v, u)}; even the {conf} bound {fmt(far, u)} is past budget "
+                      f"{res.comparator} {fmt(limit, u)}")
+    else:
+        res.outcome, res.bound = "inconclusive", near
+        n = fig.n or 0
+        if math.isinf(near) and fig.est is not None and fig.est.kind == "quantile":
+            res.more_samples = max(1, min_n_for_bounded(fig.est.p, cfg.confidence) - n)
+        else:
+            half = (hi - lo) / 2.0 if math.isfinite(hi - lo) else math.inf
+            res.more_samples = samples_to_decide(n, half, abs(v - limit))
+        more = f"~{res.more_samples} more samples would decide" if res.more_samples else "no sample count decides"
+        res.reason = (f"{fmt(v, u)} but the {conf} interval [{fmt(lo, u)}, {fmt(hi, u)}] straddles budget "
+                      f"{res.comparator} {fmt(limit, u)}; {more}")
+    return res
+
+
+def judge_oom(rec: Record, metric: str, limit: float, rule: str, source: str) -> RuleResult:
+    """An out-of-memory run against a memory budget: a fail that says how much memory was reached."""
+    d = METRICS[metric]
+    peak = rec.value("peak_rss_mib") if metric == "memory_headroom_pct" else (
+        rec.value(metric) if rec.value(metric) is not None else rec.value("peak_rss_mib"))
+    reached = f"memory reached {fmt(peak, 'MiB')}" if peak is not None else "memory reached not recorded"
+    value = peak
+    if metric == "memory_headroom_pct" and peak is not None and rec.device.ram_mib:
+        value = 100.0 * (rec.device.ram_mib - peak) / rec.device.ram_mib
+        reached += f" (headroom {fmt(value, '%')})"
+    cap = rec.provenance.get("memory_cap_mib") or rec.provenance.get("cap_mib")
+    capped = f" under a {cap} MiB cap" if cap else ""
+    return RuleResult(rule=rule, kind="budget", source=source, outcome="fail",
+                      reason=f"out of memory{capped}: {reached}; budget {'<=' if d.better == 'lower' else '>='} "
+                             f"{fmt(limit, d.unit)}",
+                      metric=metric, unit=d.unit, comparator="<=" if d.better == "lower" else ">=",
+                      threshold=limit, value=value, bound=value, error_kind="oom")
+
+
+def judge_relative(rec: Record, base: Record | None, metric: str, max_worse_pct: float, rule: str, source: str,
+                   cfg: StatsConfig, cache: SampleCache, rng: np.random.Generator) -> RuleResult:
+    """Candidate vs baseline: fail only when past the threshold AND significant."""
+    d = METRICS[metric]
+    lower = d.better == "lower"
+    res = RuleResult(rule=rule, kind="relative", source=source, outcome="pass", reason="", metric=metric,
+                     unit=d.unit, comparator="<=", threshold=max_worse_pct)
+    if base is None:
+        res.outcome, res.reason = "skipped", "no baseline record for this device and artifact"
+        return res
+    if base.status != "ok":
+        res.outcome, res.reason = "skipped", f"baseline run has status '{base.status}'"
+        return res
+    fc, fb = Figure(rec, metric, cfg, cache), Figure(base, metric, cfg, cache)
+    res.value, res.ci, res.n, res.baseline = fc.value, fc.ci, fc.n, fb.value
+    if fc.value is None:
+        return _unmeasured(res, fc, cfg)
+    if fb.value is None or fb.value == 0 or fc.value == 0:
+        res.outcome, res.reason = "skipped", f"baseline has no usable {metric}"
+        return res
+    worse = fc.value / fb.value if lower else fb.value / fc.value
+    res.change_pct = (worse - 1.0) * 100.0
+    limit = 1.0 + max_worse_pct / 100.0
+    u = d.unit
+    head = f"{fmt(fc.value, u)} vs baseline {fmt(fb.value, u)} ({res.change_pct:+.1f}%, allowed +{max_worse_pct:g}%)"
+    sc, sb = fc.samples, fb.samples
+    if fc.est is None or sc is None or sb is None or len(sc) < 2 or len(sb) < 2:
+        # single figures: the recorded intervals (if any) must not overlap for the change to be significant
+        if worse <= limit:
+            res.outcome, res.reason = "pass", head
+        elif fc.ci is not None and fb.ci is not None and (
+                (lower and fc.ci[0] <= fb.ci[1]) or (not lower and fc.ci[1] >= fb.ci[0])):
+            res.outcome, res.reason = "inconclusive", head + "; intervals overlap, not significant"
+            res.not_significant = True
+        else:
+            res.outcome, res.reason = "fail", head + ("" if fc.ci else "; single figures, no samples to test")
+        return res
+    mw = mann_whitney(sc, sb, (fc.infl + fb.infl) / 2.0)
+    res.p_value = mw.p
+    worse_z = mw.z if lower else -mw.z
+    rlo, rhi = ratio_interval(fc.est, sc, sb, cfg.confidence, cfg.bootstrap, rng, fc.infl, fb.infl)
+    if not lower:
+        rlo, rhi = (1.0 / rhi if rhi > 0 else math.inf), (1.0 / rlo if rlo > 0 else math.inf)
+    res.change_ci_pct = ((rlo - 1.0) * 100.0, (rhi - 1.0) * 100.0)
+    sig_mw = mw.p < cfg.alpha and worse_z > 0
+    sig_ci = rlo > limit
+    stat = f"Mann-Whitney p={mw.p:.2g}, {cfg.confidence:.0%} CI of change [{res.change_ci_pct[0]:+.1f}%, " \
+           f"{res.change_ci_pct[1]:+.1f}%]"
+    if worse <= limit:
+        res.outcome, res.reason = "pass", f"{head}; {stat}"
+    elif sig_mw or sig_ci:
+        res.outcome, res.reason = "fail", f"{head}; significant ({stat})"
+    else:
+        n = min(len(sc), len(sb))
+        need: list[int] = []
+        if worse_z > 0:
+            need.append(max(1, math.ceil(n * (z_of(1.0 - cfg.alpha) / worse_z) ** 2) - n))
+        m = samples_to_decide(n, worse - rlo, worse - limit)
+        if m is not None:
+            need.append(m)
+        res.more_samples = min(need) if need else None
+        more = f"~{res.more_samples} more samples per run would decide" if res.more_samples else \
+            "more samples are unlikely to decide"
+        res.outcome, res.reason = "inconclusive", f"{head}; past the threshold but not significant ({stat}); {more}"
+        res.not_significant = True
+    return res

@@ -1,0 +1,206 @@
+"""Intervals and tests on raw samples, numpy only.
+
+- Percentile intervals are distribution-free: the binomial order-statistic interval (as MLPerf's early
+  stopping reasons), so a p95 budget is judged on the bound the samples can support, not the point.
+- Ratios of two runs (candidate / baseline) get a bootstrap interval. Resampling n values and taking the
+  p-quantile lands on the order statistic of rank ~ Binomial(n-1, p), so the bootstrap draws ranks
+  instead of whole resamples: one sort per series, O(B) per comparison (cheap enough for 1000 cells).
+  Means are bootstrapped from their normal approximation.
+- Mann-Whitney U with the normal approximation and tie correction, as asv uses it for "significant".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from harness.metrics import METRICS
+
+FloatArray = npt.NDArray[np.float64]
+Kind = Literal["quantile", "mean"]
+
+# Series whose metric is named after the series itself (GGUF repetitions): how the agent summarises them.
+_SELF_SERIES: dict[str, tuple[Kind, float]] = {
+    "ttft_ms": ("quantile", 0.5),
+    "prefill_tokens_per_s": ("mean", 0.0),
+    "decode_tokens_per_s": ("mean", 0.0),
+}
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """How a metric is computed from a raw-sample series."""
+
+    series: str
+    kind: Kind
+    p: float = 0.0  # quantile in [0, 1] when kind == "quantile"
+
+    def point(self, sorted_x: FloatArray) -> float:
+        if self.kind == "mean":
+            return float(sorted_x.mean())
+        return float(np.quantile(sorted_x, self.p))
+
+
+def estimator_for(metric: str) -> Estimator | None:
+    """The estimator behind a metric, or None when the metric is not a statistic of raw samples."""
+    if metric in _SELF_SERIES:
+        kind, p = _SELF_SERIES[metric]
+        return Estimator(metric, kind, p)
+    d = METRICS.get(metric)
+    if d is None or d.sampled_from is None:
+        return None
+    suffix = metric[len(d.sampled_from) + 1:]
+    if suffix.startswith("p") and suffix[1:].isdigit():
+        return Estimator(d.sampled_from, "quantile", int(suffix[1:]) / 100.0)
+    if suffix == "mean":
+        return Estimator(d.sampled_from, "mean")
+    return None  # min / max / std: no interval worth claiming
+
+
+def z_of(confidence: float) -> float:
+    """Two-sided normal quantile for a confidence level."""
+    return NormalDist().inv_cdf(0.5 + confidence / 2.0)
+
+
+def inflation(run_order: FloatArray) -> float:
+    """Variance inflation of a series whose samples are not independent (outliers come in bursts).
+
+    AR(1) approximation on log values: (1 + r) / (1 - r) with r the lag-1 autocorrelation (clipped to
+    [0, 0.9]); 1.0 for independent samples. n / inflation is the effective sample size.
+    """
+    if len(run_order) < 8:
+        return 1.0
+    y = np.log(np.maximum(run_order, 1e-12))
+    y = y - y.mean()
+    den = float(y @ y)
+    if den <= 0:
+        return 1.0
+    r = min(0.9, max(0.0, float(y[1:] @ y[:-1]) / den))
+    return (1.0 + r) / (1.0 - r)
+
+
+def interval(est: Estimator, sorted_x: FloatArray, confidence: float, infl: float = 1.0) -> tuple[float, float]:
+    """Confidence interval of the statistic; a side the samples cannot bound is +-inf."""
+    n = len(sorted_x)
+    if n == 0:
+        return (-math.inf, math.inf)
+    z = z_of(confidence)
+    if est.kind == "mean":
+        if n < 2:
+            return (-math.inf, math.inf)
+        half = z * float(sorted_x.std(ddof=1)) * math.sqrt(infl / n)
+        m = float(sorted_x.mean())
+        return (m - half, m + half)
+    p = est.p
+    spread = z * math.sqrt(n * p * (1.0 - p) * infl)
+    lo_rank = math.floor(n * p - spread)  # 1-based ranks of the bounding order statistics
+    hi_rank = math.ceil(n * p + spread) + 1
+    lo = float(sorted_x[lo_rank - 1]) if lo_rank >= 1 else -math.inf
+    hi = float(sorted_x[hi_rank - 1]) if hi_rank <= n else math.inf
+    return (lo, hi)
+
+
+def min_n_for_bounded(p: float, confidence: float) -> int:
+    """Fewest samples whose order-statistic interval for the p-quantile is bounded on both sides."""
+    z = z_of(confidence)
+    n = 2
+    while n < 10_000_000:
+        spread = z * math.sqrt(n * p * (1.0 - p))
+        if math.floor(n * p - spread) >= 1 and math.ceil(n * p + spread) + 1 <= n:
+            return n
+        n = max(n + 1, int(n * 1.1))
+    return n
+
+
+def bootstrap_draws(est: Estimator, sorted_x: FloatArray, b: int, rng: np.random.Generator,
+                    infl: float = 1.0) -> FloatArray:
+    """B bootstrap replicates of the statistic (rank bootstrap for quantiles, normal for the mean).
+
+    With an inflation > 1 the draws use the effective sample size n / inflation.
+    """
+    n = len(sorted_x)
+    if est.kind == "mean":
+        sd = float(sorted_x.std(ddof=1)) if n > 1 else 0.0
+        return np.asarray(sorted_x.mean() + rng.standard_normal(b) * sd * math.sqrt(infl / n), dtype=np.float64)
+    m = max(1, int(round((n - 1) / infl)))
+    ranks = np.rint(rng.binomial(m, est.p, size=b) * ((n - 1) / m)).astype(np.int64)
+    return np.asarray(sorted_x[np.clip(ranks, 0, n - 1)], dtype=np.float64)
+
+
+def ratio_interval(
+    est: Estimator, cand: FloatArray, base: FloatArray, confidence: float, b: int, rng: np.random.Generator,
+    infl_c: float = 1.0, infl_b: float = 1.0,
+) -> tuple[float, float]:
+    """Bootstrap interval of statistic(cand) / statistic(base), both series sorted."""
+    rc = bootstrap_draws(est, cand, b, rng, infl_c)
+    rb = bootstrap_draws(est, base, b, rng, infl_b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = rc / rb
+    r = r[np.isfinite(r)]
+    if len(r) == 0:
+        return (-math.inf, math.inf)
+    tail = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(r, [tail, 1.0 - tail])
+    return (float(lo), float(hi))
+
+
+@dataclass(frozen=True)
+class MannWhitney:
+    u: float
+    z: float  # > 0: the candidate tends to be larger
+    p: float  # two-sided
+    n_a: int
+    n_b: int
+
+
+def mann_whitney(a: FloatArray, b: FloatArray, infl: float = 1.0) -> MannWhitney:
+    """Two-sided Mann-Whitney U of a against b, normal approximation, ties averaged and corrected.
+
+    `infl` > 1 widens the null variance for serially dependent samples (see `inflation`).
+    """
+    na, nb = len(a), len(b)
+    if na == 0 or nb == 0:
+        return MannWhitney(math.nan, 0.0, 1.0, na, nb)
+    pooled = np.concatenate([a, b])
+    order = np.argsort(pooled, kind="stable")
+    sorted_vals = pooled[order]
+    _, start, counts = np.unique(sorted_vals, return_index=True, return_counts=True)
+    avg_rank = start + (counts + 1) / 2.0  # 1-based average rank of each distinct value
+    ranks_sorted = np.repeat(avg_rank, counts)
+    ranks = np.empty(na + nb, dtype=np.float64)
+    ranks[order] = ranks_sorted
+    r_a = float(ranks[:na].sum())
+    u = r_a - na * (na + 1) / 2.0
+    n = na + nb
+    tie = float((counts.astype(np.float64) ** 3 - counts).sum())
+    var = infl * na * nb / 12.0 * ((n + 1) - tie / (n * (n - 1))) if n > 1 else 0.0
+    if var <= 0:
+        return MannWhitney(u, 0.0, 1.0, na, nb)
+    diff = u - na * nb / 2.0
+    z = (diff - math.copysign(0.5, diff)) / math.sqrt(var) if diff != 0 else 0.0
+    p = math.erfc(abs(z) / math.sqrt(2.0))
+    return MannWhitney(u, z, min(1.0, p), na, nb)
+
+
+def samples_to_decide(n: int, half_width: float, margin: float, cap: int = 1_000_000) -> int | None:
+    """More samples needed (estimate) for an interval of half-width `half_width` at n to clear `margin`.
+
+    Interval widths shrink like 1/sqrt(n). None when the point sits on the line (no n decides).
+    """
+    if margin <= 0 or not math.isfinite(half_width) or n <= 0:
+        return None
+    need = math.ceil(n * (half_width / margin) ** 2)
+    return max(1, min(cap, need) - n)
+
+
+def as_sorted(values: list[float]) -> FloatArray:
+    """A sorted float64 array of the finite values."""
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    x.sort()
+    return x
