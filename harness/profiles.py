@@ -73,6 +73,11 @@ class EnergyConfig:
     baudrate: int | None = None
     voltage_v: float | None = None  # supply voltage where the meter measures current only
     idle_baseline_s: float = 2.0
+    mode: Literal["source", "ampere"] = "source"  # ppk2: supply the DUT at voltage_v, or sit in line with a supply
+    sample_hz: float | None = None  # polling rate of scpi / rapl / fuel_gauge (default: 20 / 10 / 4)
+    scpi_query: str | None = None  # reply in W (A when voltage_v is set); default MEAS:POW?, else CURR? x VOLT?
+    scpi_setup: list[str] = field(default_factory=list)  # sent once before polling, e.g. ["CONF:POW"]
+    scpi_terminator: str = "\n"
 
 
 @dataclass
