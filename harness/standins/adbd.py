@@ -1,0 +1,640 @@
+"""A device-side adb daemon over TCP that runs commands on this host: a stand-in Android device.
+
+It speaks the ADB transport the real adbd speaks (CNXN with a `features=shell_v2,cmd` banner; OPEN, OKAY,
+WRTE, CLSE with one unacknowledged WRTE per stream and direction), and the services the harness uses:
+`shell:` / `exec:` (raw), `shell,v2,...:` (stdout, stderr and exit code in packets), `sync:` v1 (STAT, LIST,
+SEND, RECV, QUIT) and `tcp:PORT` (so `adb forward` works). The real adb server connects to it
+(`adb connect 127.0.0.1:PORT`) and everything above that (adbutils, `adb shell`, `adb push`) is unchanged.
+
+--root DIR is the device's storage: the only place sync may write, the working directory of shell
+commands, and with --quota-mib N a storage of that size (a tmpfs in a private mount namespace when
+running as root, so the kernel says ENOSPC to pushes and shell writes alike; else counted by the daemon).
+A `getprop` shim answers the banner's properties, as a phone would.
+
+    python -m harness.standins.adbd --port 6001 --root /tmp/phone [--quota-mib 64]
+    adb connect 127.0.0.1:6001 && adb -s 127.0.0.1:6001 shell echo hello
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import shlex
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.standins.procs import free_port, kill_tree
+
+A_CNXN, A_AUTH, A_OPEN, A_OKAY, A_WRTE, A_CLSE = 0x4E584E43, 0x48545541, 0x4E45504F, 0x59414B4F, 0x45545257, 0x45534C43
+VERSION = 0x01000001
+MAX_PAYLOAD = 1 << 20
+SYNC_DATA_MAX = 64 * 1024
+HIGH_WATER = 4 << 20  # stop acknowledging the host's writes while this much input waits unread
+_HEADER = struct.Struct("<6I")
+
+# shell protocol v2 packet ids
+SH_STDIN, SH_STDOUT, SH_STDERR, SH_EXIT, SH_CLOSE_STDIN, SH_WINDOW = 0, 1, 2, 3, 4, 5
+
+
+class StreamClosed(Exception):
+    """The host closed the stream (or the connection dropped)."""
+
+
+class Stream:
+    """One adb stream: buffered input from the host's WRTEs, flow-controlled output as our WRTEs."""
+
+    def __init__(self, conn: Connection, local_id: int, remote_id: int) -> None:
+        self.conn, self.local_id, self.remote_id = conn, local_id, remote_id
+        self._cv = threading.Condition()
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+        self._eof = False
+        self._ack_pending = False
+        self._can_send = True
+        self._write_lock = threading.Lock()
+        self.closed = False
+        self.on_remote_close: Callable[[], None] | None = None
+
+    # input -------------------------------------------------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        with self._cv:
+            self._chunks.append(data)
+            self._size += len(data)
+            ack = self._size < HIGH_WATER
+            self._ack_pending = not ack
+            self._cv.notify_all()
+        if ack:
+            self.conn.send(A_OKAY, self.local_id, self.remote_id)
+
+    def _consumed(self) -> None:
+        if self._ack_pending and self._size < HIGH_WATER:
+            self._ack_pending = False
+            self.conn.send(A_OKAY, self.local_id, self.remote_id)
+
+    def read_some(self) -> bytes:
+        """The next chunk the host wrote; b'' once the host closed the stream."""
+        with self._cv:
+            while not self._chunks and not self._eof:
+                self._cv.wait()
+            if not self._chunks:
+                return b""
+            data = self._chunks.popleft()
+            self._size -= len(data)
+            self._consumed()
+            return data
+
+    def read_exact(self, n: int) -> bytes:
+        parts: list[bytes] = []
+        need = n
+        with self._cv:
+            while need:
+                while not self._chunks and not self._eof:
+                    self._cv.wait()
+                if not self._chunks:
+                    raise StreamClosed()
+                head = self._chunks[0]
+                if len(head) <= need:
+                    self._chunks.popleft()
+                    parts.append(head)
+                    need -= len(head)
+                    self._size -= len(head)
+                else:
+                    parts.append(head[:need])
+                    self._chunks[0] = head[need:]
+                    self._size -= need
+                    need = 0
+            self._consumed()
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    # output ------------------------------------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        """Send data as WRTEs, each waiting for the host's OKAY of the one before."""
+        with self._write_lock:
+            view = memoryview(data)
+            for off in range(0, len(data), self.conn.max_payload):
+                with self._cv:
+                    while not self._can_send and not self.closed:
+                        self._cv.wait()
+                    if self.closed:
+                        raise StreamClosed()
+                    self._can_send = False
+                self.conn.send(A_WRTE, self.local_id, self.remote_id, view[off: off + self.conn.max_payload])
+
+    def acked(self) -> None:
+        with self._cv:
+            self._can_send = True
+            self._cv.notify_all()
+
+    # closing -----------------------------------------------------------------------------------------------
+    def remote_closed(self) -> None:
+        with self._cv:
+            already = self.closed
+            self._eof = self.closed = True
+            self._cv.notify_all()
+        if not already and self.on_remote_close is not None:
+            self.on_remote_close()
+
+    def close(self) -> None:
+        with self._cv:
+            if self.closed:
+                return
+            self.closed = self._eof = True
+            self._cv.notify_all()
+        self.conn.forget(self.local_id)
+        self.conn.send(A_CLSE, self.local_id, self.remote_id)
+
+
+class Connection:
+    """One host (adb server) connected to this device."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, sock: socket.socket, daemon: Daemon) -> None:
+        self.sock, self.daemon = sock, daemon
+        self.max_payload = 4096
+        self._send_lock = threading.Lock()
+        self._streams: dict[int, Stream] = {}
+        self._lock = threading.Lock()
+
+    def send(self, cmd: int, arg0: int, arg1: int, data: bytes | memoryview = b"") -> None:
+        header = _HEADER.pack(cmd, arg0, arg1, len(data), 0, cmd ^ 0xFFFFFFFF)
+        try:
+            with self._send_lock:
+                self.sock.sendall(header)
+                if data:
+                    self.sock.sendall(data)
+        except OSError:
+            pass  # the reader notices the dead socket and closes every stream
+
+    def forget(self, local_id: int) -> None:
+        with self._lock:
+            self._streams.pop(local_id, None)
+
+    def _recv_exact(self, n: int) -> bytes:
+        buf = bytearray(n)
+        view, got = memoryview(buf), 0
+        while got < n:
+            k = self.sock.recv_into(view[got:], n - got)
+            if k == 0:
+                raise ConnectionError("host closed the connection")
+            got += k
+        return bytes(buf)
+
+    def serve(self) -> None:
+        try:
+            while True:
+                cmd, arg0, arg1, length, _crc, _magic = _HEADER.unpack(self._recv_exact(_HEADER.size))
+                data = self._recv_exact(length) if length else b""
+                self._dispatch(cmd, arg0, arg1, data)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            with self._lock:
+                streams = list(self._streams.values())
+                self._streams.clear()
+            for s in streams:
+                s.remote_closed()
+            self.sock.close()
+
+    def _dispatch(self, cmd: int, arg0: int, arg1: int, data: bytes) -> None:
+        if cmd == A_CNXN:
+            self.max_payload = max(4096, min(arg1, MAX_PAYLOAD))
+            self.send(A_CNXN, VERSION, MAX_PAYLOAD, self.daemon.banner().encode())
+        elif cmd == A_OPEN:
+            service = data.rstrip(b"\0").decode("utf-8", "replace")
+            local_id = next(self._ids)
+            stream = Stream(self, local_id, arg0)
+            handler = self.daemon.service(service, stream)
+            if handler is None:
+                self.send(A_CLSE, 0, arg0)
+                return
+            with self._lock:
+                self._streams[local_id] = stream
+            self.send(A_OKAY, local_id, arg0)
+            threading.Thread(target=_run_service, args=(handler, stream), daemon=True,
+                             name=f"adbd-{service[:20]}").start()
+        else:
+            with self._lock:
+                known = self._streams.get(arg1)
+            if known is None:
+                return
+            if cmd == A_WRTE:
+                known.feed(data)
+            elif cmd == A_OKAY:
+                known.acked()
+            elif cmd == A_CLSE:
+                self.forget(arg1)
+                known.remote_closed()
+        # AUTH is never asked for over TCP; anything else is ignored as the real adbd does
+
+
+def _run_service(handler: Callable[[], None], stream: Stream) -> None:
+    try:
+        handler()
+    except StreamClosed:
+        pass
+    finally:
+        stream.close()
+
+
+@dataclass
+class Daemon:
+    """What the device is: its storage root, its properties, its quota."""
+
+    root: Path
+    quota_bytes: int | None = None  # counted by the daemon (when no tmpfs does it)
+    props: dict[str, str] = field(default_factory=lambda: {
+        "ro.product.name": "edgefarm_standin", "ro.product.model": "EdgefarmStandin",
+        "ro.product.device": "standin", "ro.build.version.release": "14", "ro.build.version.sdk": "34",
+        "ro.product.cpu.abi": os.uname().machine,
+    })
+
+    def banner(self) -> str:
+        names = ("ro.product.name", "ro.product.model", "ro.product.device")
+        return "device::" + "".join(f"{k}={self.props[k]};" for k in names) + "features=shell_v2,cmd"
+
+    def prepare(self) -> None:
+        """A `getprop` on PATH for shell commands, answering from props."""
+        shim = self.root / ".adbd-bin"
+        shim.mkdir(parents=True, exist_ok=True)
+        cases = "".join(f"  {shlex.quote(k)}) echo {shlex.quote(v)};;\n" for k, v in self.props.items())
+        lines = "".join(f"[{k}]: [{v}]\\n" for k, v in self.props.items())
+        script = f'#!/bin/sh\n[ $# -eq 0 ] && {{ printf "{lines}"; exit 0; }}\ncase "$1" in\n{cases}  *) echo;;\nesac\n'
+        (shim / "getprop").write_text(script)
+        (shim / "getprop").chmod(0o755)
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PATH"] = f"{self.root / '.adbd-bin'}:{env.get('PATH', '/usr/bin:/bin')}"
+        env.pop("ANDROID_ADB_SERVER_PORT", None)
+        return env
+
+    def service(self, name: str, stream: Stream) -> Callable[[], None] | None:
+        """The handler for an OPEN, or None to refuse it (CLSE)."""
+        if name.startswith("shell,v2") or name.startswith("shell,"):
+            _, _, cmd = name.partition(":")
+            opts = name.partition(":")[0].split(",")
+            v2 = "v2" in opts
+            return lambda: self._shell(stream, cmd, v2=v2, merge_stderr=not v2)
+        if name.startswith("shell:"):
+            return lambda: self._shell(stream, name[6:], v2=False, merge_stderr=True)
+        if name.startswith("exec:"):
+            return lambda: self._shell(stream, name[5:], v2=False, merge_stderr=False)
+        if name == "sync:":
+            return lambda: SyncService(self, stream).serve()
+        if name.startswith("tcp:"):
+            return self._tcp(stream, name[4:])
+        return None
+
+    # shell -------------------------------------------------------------------------------------------------
+    def _shell(self, stream: Stream, cmd: str, *, v2: bool, merge_stderr: bool) -> None:
+        argv = ["/bin/sh", "-c", cmd] if cmd.strip() else ["/bin/sh"]
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT if merge_stderr else (subprocess.PIPE if v2 else subprocess.DEVNULL),
+            cwd=self.root, env=self.env(), start_new_session=True,  # like adbd: each command leads a session
+        )
+
+        def hang_up() -> None:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGHUP)
+                except ProcessLookupError:
+                    pass
+
+        stream.on_remote_close = hang_up
+
+        def pump(fd: int, ident: int) -> None:
+            try:
+                while chunk := os.read(fd, 1 << 16):
+                    stream.write(_packet(ident, chunk) if v2 else chunk)
+            except (StreamClosed, OSError):
+                pass
+
+        pumps = [threading.Thread(target=pump, args=(proc.stdout.fileno(), SH_STDOUT), daemon=True)]  # type: ignore[union-attr]
+        if v2 and proc.stderr is not None:
+            pumps.append(threading.Thread(target=pump, args=(proc.stderr.fileno(), SH_STDERR), daemon=True))
+        feeder = threading.Thread(target=self._feed_stdin, args=(stream, proc, v2), daemon=True)
+        for t in (*pumps, feeder):
+            t.start()
+        code = proc.wait()
+        for t in pumps:
+            t.join()
+        for f in (proc.stdout, proc.stderr):
+            if f is not None:
+                f.close()
+        if v2 and not stream.closed:
+            stream.write(_packet(SH_EXIT, bytes([code & 0xFF if code >= 0 else 128 - code])))
+
+    @staticmethod
+    def _feed_stdin(stream: Stream, proc: subprocess.Popen[bytes], v2: bool) -> None:
+        assert proc.stdin is not None
+        stdin = proc.stdin
+        try:
+            if not v2:
+                while data := stream.read_some():
+                    stdin.write(data)
+                    stdin.flush()
+                return
+            while True:
+                head = stream.read_exact(5)
+                ident, length = head[0], struct.unpack("<I", head[1:])[0]
+                body = stream.read_exact(length) if length else b""
+                if ident == SH_STDIN:
+                    stdin.write(body)
+                    stdin.flush()
+                elif ident == SH_CLOSE_STDIN:
+                    return
+        except (StreamClosed, OSError):
+            pass
+        finally:
+            try:
+                stdin.close()
+            except OSError:
+                pass
+
+    # tcp forwarding ----------------------------------------------------------------------------------------
+    def _tcp(self, stream: Stream, port: str) -> Callable[[], None] | None:
+        if not port.isdigit():
+            return None
+        try:
+            sock = socket.create_connection(("127.0.0.1", int(port)), timeout=5)
+        except OSError:
+            return None
+        sock.settimeout(None)
+
+        def run() -> None:
+            def up() -> None:
+                try:
+                    while data := stream.read_some():
+                        sock.sendall(data)
+                except OSError:
+                    pass
+                finally:
+                    try:
+                        sock.shutdown(socket.SHUT_WR)
+                    except OSError:
+                        pass
+
+            t = threading.Thread(target=up, daemon=True)
+            t.start()
+            try:
+                while data := sock.recv(1 << 16):
+                    stream.write(data)
+            except OSError:
+                pass
+            finally:
+                sock.close()
+
+        return run
+
+    # storage -----------------------------------------------------------------------------------------------
+    def used_bytes(self) -> int:
+        total = 0
+        for dirpath, _dirs, files in os.walk(self.root):
+            for f in files:
+                try:
+                    total += os.lstat(os.path.join(dirpath, f)).st_size
+                except OSError:
+                    pass
+        return total
+
+    def writable(self, path: str) -> bool:
+        real = os.path.realpath(path)
+        root = os.path.realpath(self.root)
+        return real == root or real.startswith(root + os.sep)
+
+
+def _packet(ident: int, data: bytes) -> bytes:
+    return bytes([ident]) + struct.pack("<I", len(data)) + data
+
+
+class SyncService:
+    """`sync:` v1, as the host falls back to when the device advertises no stat_v2/ls_v2/sendrecv_v2."""
+
+    def __init__(self, daemon: Daemon, stream: Stream) -> None:
+        self.d, self.s = daemon, stream
+
+    def serve(self) -> None:
+        while True:
+            head = self.s.read_exact(8)
+            cmd, n = head[:4], struct.unpack("<I", head[4:])[0]
+            if cmd == b"QUIT":
+                return
+            path = self.s.read_exact(n).decode("utf-8", "surrogateescape") if n else ""
+            if cmd == b"STAT":
+                self._stat(path)
+            elif cmd == b"LIST":
+                self._list(path)
+            elif cmd == b"SEND":
+                self._send(path)
+            elif cmd == b"RECV":
+                self._recv(path)
+            else:
+                self._fail(f"unknown sync command {cmd!r}")
+                return
+
+    def _fail(self, message: str) -> None:
+        msg = message.encode()
+        self.s.write(b"FAIL" + struct.pack("<I", len(msg)) + msg)
+
+    def _stat(self, path: str) -> None:
+        try:
+            st = os.lstat(path)
+            self.s.write(struct.pack("<4sIII", b"STAT", st.st_mode & 0xFFFFFFFF, st.st_size & 0xFFFFFFFF,
+                                     int(st.st_mtime)))
+        except OSError:
+            self.s.write(struct.pack("<4sIII", b"STAT", 0, 0, 0))
+
+    def _list(self, path: str) -> None:
+        try:
+            names = [".", "..", *sorted(os.listdir(path))]
+        except OSError:
+            names = []
+        for name in names:
+            try:
+                st = os.lstat(os.path.join(path, name))
+            except OSError:
+                continue
+            raw = name.encode("utf-8", "surrogateescape")
+            self.s.write(struct.pack("<4sIIII", b"DENT", st.st_mode & 0xFFFFFFFF, st.st_size & 0xFFFFFFFF,
+                                     int(st.st_mtime), len(raw)) + raw)
+        self.s.write(struct.pack("<4sIIII", b"DONE", 0, 0, 0, 0))
+
+    def _send(self, spec: str) -> None:
+        path, _, mode_s = spec.rpartition(",")
+        if not path:
+            path, mode_s = spec, "33188"
+        mode = int(mode_s) if mode_s.isdigit() else 0o100644
+        error: str | None = None
+        fh = None
+        if not self.d.writable(path):
+            error = f"couldn't create file: Permission denied ({path} is outside device storage)"
+        else:
+            try:
+                os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+                fh = open(path, "wb")  # noqa: SIM115 - closed below whatever happens
+            except OSError as e:
+                error = f"couldn't create file: {e.strerror}"
+        budget = None if self.d.quota_bytes is None or error else self.d.quota_bytes - self.d.used_bytes()
+        written, mtime = 0, int(time.time())
+        while True:  # read every chunk up to DONE even after a failure, then answer once
+            head = self.s.read_exact(8)
+            kind, n = head[:4], struct.unpack("<I", head[4:])[0]
+            if kind == b"DONE":
+                mtime = n
+                break
+            if kind != b"DATA" or n > SYNC_DATA_MAX:
+                error = error or f"invalid data message {kind!r}"
+                break
+            chunk = self.s.read_exact(n)
+            if error is None and fh is not None:
+                written += n
+                if budget is not None and written > budget:
+                    error = "write failed: No space left on device"
+                    continue
+                try:
+                    fh.write(chunk)
+                except OSError as e:
+                    error = f"write failed: {e.strerror}"
+        if fh is not None:
+            try:
+                fh.close()
+            except OSError as e:
+                error = error or f"write failed: {e.strerror}"
+        if error is not None:
+            if fh is not None:
+                try:
+                    os.unlink(path)  # adbd leaves no half-written file behind
+                except OSError:
+                    pass
+            self._fail(error)
+            return
+        os.chmod(path, mode & 0o7777)
+        os.utime(path, (mtime, mtime))
+        self.s.write(b"OKAY" + struct.pack("<I", 0))
+
+    def _recv(self, path: str) -> None:
+        try:
+            fh = open(path, "rb")  # noqa: SIM115
+        except OSError as e:
+            self._fail(f"open failed: {e.strerror}")
+            return
+        with fh:
+            while chunk := fh.read(SYNC_DATA_MAX):
+                self.s.write(b"DATA" + struct.pack("<I", len(chunk)) + chunk)
+        self.s.write(b"DONE" + struct.pack("<I", 0))
+
+
+def serve(daemon: Daemon, host: str, port: int, ready: Callable[[], None] | None = None) -> None:
+    """Accept hosts forever (each connection on its own thread)."""
+    daemon.prepare()
+    srv = socket.create_server((host, port), reuse_port=False)
+    if ready:
+        ready()
+    while True:
+        sock, _ = srv.accept()
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        threading.Thread(target=Connection(sock, daemon).serve, daemon=True, name="adbd-conn").start()
+
+
+# -- the stand-in as a process, for tests and users ------------------------------------------------------------
+
+@dataclass
+class AdbdDevice:
+    """A running stand-in; `serial` is what `adb connect` and profiles name it by."""
+
+    host: str
+    port: int
+    root: Path
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def serial(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def kill(self) -> None:
+        """The device vanishes: the daemon and every command it runs die at once (a pulled cable)."""
+        kill_tree(self.proc.pid)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.kill()
+
+
+def start(root: Path, *, port: int | None = None, host: str = "127.0.0.1", quota_mib: int | None = None,
+          timeout_s: float = 15.0) -> AdbdDevice:
+    """Start a stand-in device in a child process and wait until it listens."""
+    port = port or free_port(host)
+    if port in range(5554, 5586):
+        raise ValueError(f"port {port} is in adb's emulator range 5554-5585; pick another")
+    root.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "harness.standins.adbd", "--host", host, "--port", str(port), "--root", str(root)]
+    if quota_mib is not None:
+        argv += ["--quota-mib", str(quota_mib)]
+    log = open(root.parent / f"adbd-{port}.log", "ab")
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                            cwd=Path(__file__).resolve().parents[2])
+    log.close()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"adbd stand-in exited {proc.returncode}: "
+                               f"{(root.parent / f'adbd-{port}.log').read_text(errors='replace')[-1500:]}")
+        try:
+            socket.create_connection((host, port), timeout=0.5).close()
+            return AdbdDevice(host, port, root, proc)
+        except OSError:
+            time.sleep(0.05)
+    kill_tree(proc.pid)
+    raise RuntimeError(f"adbd stand-in on {host}:{port} did not listen within {timeout_s} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m harness.standins.adbd", description=__doc__.split("\n")[0])
+    ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--root", type=Path, required=True, help="the device's storage directory")
+    ap.add_argument("--quota-mib", type=int, default=None, help="size of the device's storage")
+    ap.add_argument("--model", default=None, help="ro.product.model to announce")
+    args = ap.parse_args(argv)
+    if args.port in range(5554, 5586):
+        ap.error("ports 5554-5585 belong to adb's emulator scan")
+    root = args.root.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    quota: int | None = None
+    if args.quota_mib is not None:
+        if os.environ.get("EDGEFARM_ADBD_TMPFS") != str(root):
+            if os.geteuid() == 0 and _which("unshare"):
+                # Re-run inside a private mount namespace with a tmpfs of that size over the storage.
+                script = 'mount -t tmpfs -o "size=$1m" tmpfs "$2" && shift 2 && exec "$@"'
+                os.environ["EDGEFARM_ADBD_TMPFS"] = str(root)
+                os.execvp("unshare", ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+                                      str(args.quota_mib), str(root), sys.executable, "-m", "harness.standins.adbd",
+                                      *(argv if argv is not None else sys.argv[1:])])
+            quota = args.quota_mib << 20  # unprivileged: the daemon counts what sync writes
+    daemon = Daemon(root=root, quota_bytes=quota)
+    if args.model:
+        daemon.props["ro.product.model"] = args.model
+    serve(daemon, args.host, args.port,
+          ready=lambda: print(f"adbd stand-in on {args.host}:{args.port}, storage {root}", flush=True))
+    return 0
+
+
+def _which(name: str) -> bool:
+    return any(os.access(os.path.join(p, name), os.X_OK) for p in os.environ.get("PATH", "").split(":"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""A real OpenSSH sshd as a stand-in SSH board, on a loopback port or inside a network namespace.
+
+Product code (as labgrid ships its fake drivers): tests use it, and so can a user who wants to try a
+farm run without hardware. It runs Debian's /usr/sbin/sshd with a config of its own (ed25519 host key
+from ssh-keygen, one authorized test key, no passwords, no PAM, internal-sftp), in the foreground.
+
+Options that make it a useful test device:
+  - netns: the board gets a network namespace of its own with a TEST-NET address (192.0.2.x, or
+    198.51.100.x where the host itself already sits on 192.0.2.0/24) on a
+    veth pair; traffic goes only to loopback or to namespaces created here.
+  - storage_quota_mib: the board's work directory is a tmpfs of that size in a private mount
+    namespace, so a full disk is the kernel's real ENOSPC.
+  - kill(): every sshd process of the board dies at once (a board that drops off the network).
+
+    python -m harness.standins.sshd --dir /tmp/board1 [--port 2222] [--netns] [--quota-mib 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.standins.procs import free_port, kill_tree
+
+SSHD = "/usr/sbin/sshd"  # sshd re-executes itself and insists on an absolute path
+_counter = itertools.count()
+# RFC 5737 documentation nets, never routed: a namespace takes a /30 from the first one the host does not use.
+TEST_NETS = ("192.0.2", "198.51.100", "203.0.113")
+
+
+def make_keypair(path: Path, comment: str = "edgefarm-test") -> Path:
+    """An ed25519 key pair at path / path.pub (kept if present)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+                       check=True, stdout=subprocess.DEVNULL)
+    return path
+
+
+@dataclass
+class Netns:
+    """A network namespace joined to the host by a veth pair: host side .1, namespace side .2 of a /30."""
+
+    name: str
+    host_if: str
+    host_addr: str
+    addr: str
+
+    @classmethod
+    def create(cls) -> Netns:
+        taken = subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True).stdout
+        taken += subprocess.run(["ip", "route"], capture_output=True, text=True).stdout
+        n = next(_counter)
+        tag = f"{os.getpid() % 100000}x{n}"
+        for attempt in range(3 * 63):
+            net = TEST_NETS[attempt // 63]
+            if net + ".0/24" in taken:  # a documentation net already in real use (a container's eth0 may be)
+                continue
+            idx = (os.getpid() * 7 + n * 13 + attempt) % 63
+            host_addr, addr = f"{net}.{idx * 4 + 1}", f"{net}.{idx * 4 + 2}"
+            if f" {host_addr}/" not in taken:
+                break
+        else:
+            raise RuntimeError("no free /30 in the TEST-NET ranges for a test namespace")
+        ns = cls(name=f"ef{tag}", host_if=f"efh{tag}", host_addr=host_addr, addr=addr)
+        peer = f"efd{tag}"
+        cmds = [
+            ["ip", "netns", "add", ns.name],
+            ["ip", "link", "add", ns.host_if, "type", "veth", "peer", "name", peer],
+            ["ip", "link", "set", peer, "netns", ns.name],
+            ["ip", "addr", "add", f"{host_addr}/30", "dev", ns.host_if],
+            ["ip", "link", "set", ns.host_if, "up"],
+            ["ip", "-n", ns.name, "addr", "add", f"{addr}/30", "dev", peer],
+            ["ip", "-n", ns.name, "link", "set", peer, "up"],
+            ["ip", "-n", ns.name, "link", "set", "lo", "up"],
+        ]
+        try:
+            for c in cmds:
+                subprocess.run(c, check=True, capture_output=True, text=True)
+        except subprocess.CalledProcessError as e:
+            ns.delete()
+            raise RuntimeError(f"network namespace set-up failed: {e.cmd}: {e.stderr.strip()}") from None
+        return ns
+
+    def pids(self) -> list[int]:
+        out = subprocess.run(["ip", "netns", "pids", self.name], capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+
+    def delete(self) -> None:
+        for p in self.pids():
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        subprocess.run(["ip", "link", "del", self.host_if], capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+
+
+@dataclass
+class SshdBoard:
+    """One running sshd; connect with user / client_key / known_hosts to host:port."""
+
+    dir: Path
+    host: str
+    port: int
+    user: str
+    client_key: Path
+    known_hosts: Path
+    workdir: Path
+    host_key: Path
+    netns: Netns | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    owns_netns: bool = False
+    extra_pids: list[int] = field(default_factory=list)
+
+    @property
+    def host_key_line(self) -> str:
+        """The known_hosts line for this board's host key."""
+        kind, blob = self.host_key.with_suffix(".pub").read_text().split()[:2]
+        name = self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+        return f"{name} {kind} {blob}\n"
+
+    def kill(self) -> None:
+        """Every sshd process of this board dies at once, established connections included."""
+        if self.proc is not None:
+            kill_tree(self.proc.pid)
+            self.proc.wait(timeout=10)
+        if self.netns is not None and self.owns_netns:
+            for p in self.netns.pids():
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def stop(self) -> None:
+        """Kill the board and remove its namespace."""
+        self.kill()
+        if self.netns is not None and self.owns_netns:
+            self.netns.delete()
+        if self.proc is not None and self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+    def __enter__(self) -> SshdBoard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start(
+    directory: Path,
+    *,
+    port: int | None = None,
+    listen: str | None = None,
+    netns: Netns | bool = False,
+    storage_quota_mib: int | None = None,
+    client_key: Path | None = None,
+    trust: bool = True,
+    timeout_s: float = 15.0,
+) -> SshdBoard:
+    """Start a board. Its files (keys, config, known_hosts, workdir, log) live under directory.
+
+    netns=True makes a namespace of its own; a Netns puts a second sshd into an existing one.
+    trust=False leaves the board's key out of known_hosts (to test refusal and trust on first use).
+    """
+    if not os.path.exists(SSHD):
+        raise RuntimeError(f"{SSHD} not found: install openssh-server (ci/setup.sh --test does)")
+    d = directory.resolve()
+    d.mkdir(parents=True, exist_ok=True)
+    Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # sshd's privilege-separation directory
+    host_key = make_keypair(d / "ssh_host_ed25519_key", "edgefarm-board")
+    ckey = client_key or make_keypair(d / "id_ed25519")
+    (d / "authorized_keys").write_text(ckey.with_suffix(".pub").read_text())
+    workdir = d / "storage"
+    workdir.mkdir(exist_ok=True)
+    ns: Netns | None = None
+    owns = False
+    if netns is True:
+        ns, owns = Netns.create(), True
+    elif isinstance(netns, Netns):
+        ns = netns
+    host = listen or (ns.addr if ns is not None else "127.0.0.1")
+    if port is None:
+        port = 22 if ns is not None and listen is None else free_port()
+    config = d / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress {host}\nHostKey {host_key}\nPidFile {d}/sshd.pid\n"
+        f"AuthorizedKeysFile {d}/authorized_keys\nPubkeyAuthentication yes\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\n"
+        "AllowTcpForwarding yes\nSubsystem sftp internal-sftp\nMaxSessions 64\nMaxStartups 64\n"
+        "PrintMotd no\nLogLevel ERROR\n"
+    )
+    argv: list[str] = [SSHD, "-D", "-e", "-f", str(config)]
+    if storage_quota_mib is not None:
+        # A private mount namespace with a tmpfs of that size over the workdir: a real ENOSPC.
+        script = 'mount -t tmpfs -o "size=$1m" tmpfs "$2" && shift 2 && exec "$@"'
+        argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+                str(storage_quota_mib), str(workdir), *argv]
+    if ns is not None:
+        argv = ["ip", "netns", "exec", ns.name, *argv]
+    log = open(d / "sshd.log", "ab")
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    log.close()
+    known = d / "known_hosts"
+    board = SshdBoard(dir=d, host=host, port=port, user=getpass.getuser(), client_key=ckey, known_hosts=known,
+                      workdir=workdir, host_key=host_key, netns=ns, proc=proc, owns_netns=owns)
+    known.write_text(board.host_key_line if trust else "")
+    try:
+        _wait_banner(board, proc, timeout_s)
+    except Exception:
+        board.stop()
+        raise
+    return board
+
+
+def _wait_banner(board: SshdBoard, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            log = (board.dir / "sshd.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"sshd exited {proc.returncode} on {board.host}:{board.port}: {log}")
+        try:
+            with socket.create_connection((board.host, board.port), timeout=1) as s:
+                if s.recv(64).startswith(b"SSH-2.0"):
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"sshd on {board.host}:{board.port} did not answer within {timeout_s} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m harness.standins.sshd", description=__doc__.split("\n")[0])
+    ap.add_argument("--dir", type=Path, required=True, help="where keys, config, known_hosts and storage live")
+    ap.add_argument("--port", type=int, default=None)
+    ap.add_argument("--netns", action="store_true", help="a network namespace of its own (TEST-NET address)")
+    ap.add_argument("--quota-mib", type=int, default=None, help="storage size (tmpfs) of the work directory")
+    a = ap.parse_args(argv)
+    board = start(a.dir, port=a.port, netns=a.netns, storage_quota_mib=a.quota_mib)
+    print(f"sshd board at {board.user}@{board.host}:{board.port}\n  identity_file = {board.client_key}\n"
+          f"  known_hosts = {board.known_hosts}\n  workdir = {board.workdir}\n(Ctrl-C stops it)", flush=True)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        board.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
