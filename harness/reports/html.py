@@ -1,0 +1,164 @@
+"""One self-contained HTML file for release managers: no network, inline CSS / JS / SVG only.
+
+An artifact x device matrix of verdicts; each cell opens to its rules (figures vs budgets and baseline),
+a latency distribution and a memory chart, KPIs and provenance. Every string from a device, a model output, a
+profile or a file name goes through html.escape; the JSON data block escapes <, > and & as \\u003c etc.
+A Content-Security-Policy allows only this page's own script (by hash): even a string that slipped past
+escaping could not run a script or load anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from html import escape
+
+from harness.gate.model import Cell, GateReport, RuleResult
+from harness.gate.rules import fmt
+from harness.reports.charts import latency_svg, memory_svg
+from harness.reports.html_assets import CSS, JS
+
+LABEL = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE", "skipped": "SKIPPED", "error": "ERROR"}
+ICON = {"pass": "✔", "fail": "✖", "inconclusive": "?", "skipped": "–", "error": "!"}
+
+
+def e(x: object) -> str:
+    return escape("" if x is None else str(x), quote=True)
+
+
+def script_json(data: object) -> str:
+    """JSON safe inside <script>: no </script>, no <!--, no & entity surprises."""
+    s = json.dumps(data, allow_nan=False, separators=(",", ":"))
+    return s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _num(r: RuleResult) -> tuple[str, str, str]:
+    """(figure, limit, baseline) cells of a rule row."""
+    if r.kind == "relative":
+        fig = "" if r.change_pct is None else f"{r.change_pct:+.1f}%"
+        if r.change_ci_pct:
+            fig += f" [{r.change_ci_pct[0]:+.1f}, {r.change_ci_pct[1]:+.1f}]"
+        base = f"{fmt(r.baseline, r.unit)} → {fmt(r.value, r.unit)}" if r.baseline is not None else ""
+        return fig, f"≤ +{r.threshold:g}%", base
+    if r.kind == "run":
+        return "", "", ""
+    fig = fmt(r.value, r.unit)
+    if r.ci is not None:
+        fig += f" [{fmt(r.ci[0])}, {fmt(r.ci[1])}]"
+    return fig, f"{r.comparator} {fmt(r.threshold, r.unit)}", ""
+
+
+def _rules_table(cell: Cell) -> str:
+    rows = []
+    order = {"fail": 0, "error": 1, "inconclusive": 2, "pass": 3, "skipped": 4}
+    for r in sorted(cell.rules, key=lambda r: order[r.outcome]):
+        fig, limit, base = _num(r)
+        nb = "" if r.blocking or r.outcome in ("pass", "skipped") else ' <span class="nb">not blocking</span>'
+        p = "" if r.p_value is None else f"{r.p_value:.2g}"
+        more = f"<br><span class=\"more\">~{r.more_samples} more samples</span>" if r.more_samples else ""
+        rows.append(
+            f'<tr class="o-{r.outcome}"><td><span class="badge o-{r.outcome}">{LABEL[r.outcome]}</span>{nb}</td>'
+            f"<td>{e(r.rule)}<div class=\"src\">{e(r.source)}</div></td><td>{e(fig)}</td><td>{e(limit)}</td>"
+            f"<td>{e(base)}</td><td>{e(p)}</td><td class=\"why\">{e(r.reason)}{more}</td></tr>")
+    return ('<table class="rules"><thead><tr><th>outcome</th><th>rule</th><th>figure [interval]</th>'
+            "<th>limit</th><th>baseline → now</th><th>p</th><th>why</th></tr></thead><tbody>"
+            + "".join(rows) + "</tbody></table>")
+
+
+def _provenance(cell: Cell, report: GateReport) -> str:
+    p = cell.provenance
+    items = [("run", p.get("run_id")), ("artifact sha256", p.get("artifact_sha256")),
+             ("artifact", f"{p.get('artifact_format')} · {p.get('artifact_size_bytes')} bytes"),
+             ("runtime", " ".join(str(v) for v in (p.get("runtime") or {}).values())),
+             ("device class", cell.device_class), ("transport", p.get("transport")),
+             ("device fingerprint", json.dumps(p.get("device_fingerprint"), sort_keys=True)),
+             ("harness (run / gate)", f"{p.get('harness_version')} / {report.harness_version}"),
+             ("started → finished", f"{p.get('started_at')} → {p.get('finished_at')}")]
+    return '<dl class="prov">' + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in items) + "</dl>"
+
+
+def _detail(i: int, cell: Cell, report: GateReport) -> str:
+    head = (f'<section class="detail o-{cell.outcome}" id="c{i}" data-outcome="{cell.outcome}">'
+            f'<h2><span class="badge o-{cell.outcome}">{LABEL[cell.outcome]}</span> '
+            f'<span class="dev">{e(cell.device)}</span> × <span class="art">{e(cell.artifact)}</span></h2>'
+            f'<p class="meta">status <b>{e(cell.status)}</b>')
+    if cell.message:
+        head += f' · message: <span class="msg">{e(cell.message)}</span>'
+    head += "</p>"
+    for t in cell.tainted:
+        head += f'<p class="warn">tainted: {e(t)}: its figures are not trusted, its rules are inconclusive</p>'
+    for n in cell.notes:
+        head += f'<p class="note">{e(n)}</p>'
+    charts = latency_svg(cell) + memory_svg(cell)
+    kpis = "".join(f"<li><b>{e(k.name)}</b> {e(fmt(k.value, k.unit))} <span class=\"src\">{e(k.detail)}</span></li>"
+                   for k in cell.kpis)
+    return (head + _rules_table(cell) + (f'<div class="charts">{charts}</div>' if charts else "")
+            + (f'<h3>KPIs</h3><ul class="kpis">{kpis}</ul>' if kpis else "")
+            + "<h3>Provenance</h3>" + _provenance(cell, report) + "</section>")
+
+
+def _matrix(report: GateReport) -> str:
+    devices, artifacts = report.devices, report.artifacts
+    by = {(c.device, c.artifact): (i, c) for i, c in enumerate(report.cells)}
+    cls = {c.device: c.device_class for c in report.cells}
+    head = "".join(f'<th scope="col">{e(d)}<div class="src">{e(cls[d])}</div></th>' for d in devices)
+    rows = []
+    for a in artifacts:
+        tds = []
+        for d in devices:
+            hit = by.get((d, a))
+            if hit is None:
+                tds.append('<td class="cell none">—</td>')
+                continue
+            i, c = hit
+            n_out = sum(1 for r in c.rules if r.outcome == c.outcome)
+            n_skip = sum(1 for r in c.rules if r.outcome == "skipped")
+            small = (f"{n_out} pass · {n_skip} skipped" if c.outcome == "pass"
+                     else f"{n_out} of {len(c.rules)} rules")
+            tds.append(f'<td class="cell o-{c.outcome}" data-outcome="{c.outcome}"><a href="#c{i}" data-cell="{i}" '
+                       f'title="{e(d)} × {e(a)}: {LABEL[c.outcome]}">{ICON[c.outcome]} {LABEL[c.outcome]}'
+                       f'<small>{small}</small></a></td>')
+        rows.append(f'<tr><th scope="row">{e(a)}</th>{"".join(tds)}</tr>')
+    return (f'<div class="mwrap"><table class="matrix"><thead><tr><th>artifact \\ device</th>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>")
+
+
+def to_html(report: GateReport) -> str:
+    """The report as one HTML file that opens offline."""
+    digest = base64.b64encode(hashlib.sha256(JS.encode()).digest()).decode()
+    csp = (f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+           f"script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'")
+    counts = " ".join(f'<span class="chip o-{o}">{report.counts.get(o, 0)} {o}</span>'
+                      for o in ("fail", "error", "inconclusive", "pass", "skipped"))
+    policy = (f"{report.policy_source} · inconclusive → {report.inconclusive_means} · errors → "
+              f"{report.errors_mean} · not significant → {report.not_significant_means}")
+    notes = "".join(f'<p class="note">{e(n)}</p>' for n in report.notes)
+    data = {"schema": report.schema, "verdict": report.verdict, "exit_code": report.exit_code,
+            "cells": [{"device": c.device, "artifact": c.artifact, "outcome": c.outcome} for c in report.cells]}
+    details = "".join(_detail(i, c, report) for i, c in enumerate(report.cells))
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{e(csp)}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>edgefarm gate: {LABEL.get(report.verdict, e(report.verdict))}</title>
+<style>{CSS}</style></head>
+<body>
+<header class="banner o-{report.verdict}"><div class="verdict">{LABEL.get(report.verdict, e(report.verdict))}</div>
+<div><div class="summary">{e(report.summary)}</div>
+<div class="sub">run {e(report.run) or "(in memory)"} · baseline {e(report.baseline_run or "none")} ·
+exit code {report.exit_code}</div>
+<div class="sub">policy {e(policy)}</div>
+<div class="sub">edgefarm {e(report.harness_version)} · generated {e(report.generated_at)}</div></div></header>
+<main>
+<div class="counts">rules: {counts}</div>{notes}
+<div class="controls"><label><input type="checkbox" id="only-bad"> only cells that did not pass</label>
+<span class="hint">click a cell to open its rules, charts and provenance</span></div>
+{_matrix(report)}
+<div id="details">{details}</div>
+</main>
+<footer>One file, no network: inline CSS, JS and SVG. Schema {e(report.schema)}.</footer>
+<script type="application/json" id="gate-data">{script_json(data)}</script>
+<script>{JS}</script>
+</body></html>
+"""
