@@ -721,7 +721,7 @@ def cgroup_oom_kills() -> Optional[int]:
 
 
 _OOM_WORDS = ("bad_alloc", "memoryerror", "failed to allocate", "cannot allocate memory", "out of memory",
-              "unable to allocate", "enomem", "std::length_error")
+              "unable to allocate", "enomem", "memory allocation", "allocation failed", "failed to map segment")
 
 
 def looks_like_oom(text: str) -> bool:
@@ -866,7 +866,8 @@ def run_child(spec: Json, res: Json) -> None:
     r_fd, w_fd = os.pipe()
     env = dict(os.environ)
     if spec["rlimit_as_mib"] is not None:
-        env["MALLOC_ARENA_MAX"] = "2"
+        env["MALLOC_ARENA_MAX"] = "2"  # fewer 64 MiB malloc arenas: RLIMIT_AS counts address space
+    env.setdefault("GGML_NO_BACKTRACE", "1")  # ggml_abort would attach gdb to print a backtrace first
     oom_before = cgroup_oom_kills()
     log = tempfile.TemporaryFile()
     argv = [sys.executable, os.path.abspath(__file__), "_child", str(w_fd), json.dumps(spec)]
@@ -984,9 +985,14 @@ def _signame(sig: int) -> str:
         return "signal %d" % sig
 
 
-def _last_lines(text: str, n: int = 3) -> str:
+_REASON_WORDS = ("assert", "error", "terminate called", "what()", "failed", "abort", "exception", "killed")
+
+
+def _last_lines(text: str, n: int = 2) -> str:
+    """The stderr lines that say why (assertions, errors), else the last lines; for messages."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return " | ".join(lines[-n:])[-600:]
+    telling = [ln for ln in lines if any(w in ln.lower() for w in _REASON_WORDS) and not ln.startswith("#")]
+    return " | ".join((telling or lines)[-n:])[-600:]
 
 
 def _phase_list(events: List[Json], t_end: float) -> List[Json]:
@@ -1161,7 +1167,8 @@ class GgufBackend(Backend):
         threads = self.spec["threads"] or len(os.sched_getaffinity(0))
         self.llm = self.llama_cpp.Llama(
             model_path=self.spec["artifact"], n_ctx=int(self.g["n_ctx"]), n_batch=max(512, self.g["prompt_tokens"]),
-            n_threads=threads, n_threads_batch=threads, seed=int(self.spec["seed"]), verbose=False)
+            n_threads=threads, n_threads_batch=threads, seed=int(self.spec["seed"]),
+            verbose=True)  # llama.cpp logs go to the log the parent reads: a failure says why
 
     def prepare(self) -> None:
         import random
@@ -1200,6 +1207,28 @@ class GgufBackend(Backend):
             s["prefill_tokens_per_s"].append(len(self.prompt) / (t1 - t0))
             s["decode_tokens_per_s"].append(len(itl) / math.fsum(itl))
             s["itl_ms"].extend(x * 1e3 for x in itl)
+
+
+_RUNTIME_MODULES = {"onnx": ("onnxruntime",), "tflite": ("ai_edge_litert", "tflite_runtime"), "gguf": ("llama_cpp",)}
+
+
+def _import_failure(fmt: str, e: ImportError, rlimit: Optional[float]) -> Tuple[str, str]:
+    """(status, message) for a runtime that would not import: absent, or present but failing (memory cap)."""
+    import importlib.util
+    present = []
+    for mod in _RUNTIME_MODULES[fmt]:
+        try:
+            if importlib.util.find_spec(mod) is not None:
+                present.append(mod)
+        except (ImportError, ValueError):
+            pass
+    if not present:
+        return "error", "no %s runtime on this device: none of %s is installed (%s)" % (
+            fmt, ", ".join(_RUNTIME_MODULES[fmt]), e)
+    msg = "%s is installed but failed to import: %s: %s" % (present[0], type(e).__name__, e)
+    if rlimit is not None or looks_like_oom(msg):
+        return "oom", msg + (" (under rlimit_as_mib=%g)" % rlimit if rlimit is not None else "")
+    return "error", msg
 
 
 def make_backend(spec: Json) -> Backend:
@@ -1248,7 +1277,7 @@ def child_main(fd: int, raw_spec: str) -> int:
         try:
             backend = make_backend(spec)
         except ImportError as e:
-            return finish("error", "the %s runtime is not installed on this device (%s)" % (fmt, e))
+            return finish(*_import_failure(fmt, e, spec["rlimit_as_mib"]))
         raw: Json = {}
         samples: Dict[str, List[float]] = {}
         before = proc_status()

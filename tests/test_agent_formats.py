@@ -1,0 +1,147 @@
+"""Format detection from bytes; garbage, text, empty and truncated files; spec validation; probe and hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+from agent_helpers import make_samples, run_agent, run_spec
+
+from agents import agent as A
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return make_samples(tmp_path_factory.mktemp("agent_formats"))
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "tflite", "gguf"])
+def test_detects_each_format_from_bytes(samples: dict[str, Path], fmt: str, tmp_path: Path) -> None:
+    renamed = tmp_path / "model.bin"  # the extension plays no part
+    renamed.write_bytes(samples[fmt].read_bytes())
+    assert A.detect_format(str(renamed)) == fmt
+
+
+@pytest.mark.parametrize("fmt,words", [("onnx", "truncated ONNX"), ("tflite", "truncated TFLite"),
+                                       ("gguf", "truncated GGUF")])
+def test_truncated_files_are_named_errors(samples: dict[str, Path], fmt: str, words: str) -> None:
+    path = samples["truncated_" + fmt]
+    with pytest.raises(A.ArtifactError, match=words) as e:
+        A.detect_format(str(path))
+    assert str(path) in str(e.value)
+
+
+@pytest.mark.parametrize("keep", [0.02, 0.1, 0.3, 0.6, 0.9, 0.99])
+@pytest.mark.parametrize("fmt", ["onnx", "tflite", "gguf"])
+def test_any_cut_is_caught(samples: dict[str, Path], fmt: str, keep: float, tmp_path: Path) -> None:
+    data = samples[fmt].read_bytes()
+    cut = tmp_path / f"cut.{fmt}"
+    cut.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(A.ArtifactError) as e:
+        A.detect_format(str(cut))
+    assert str(cut) in str(e.value)
+
+
+@pytest.mark.parametrize("content", [
+    os.urandom(4096), os.urandom(64), b"hello world, this is not a model\n" * 40,
+    json.dumps({"model": "onnx"}).encode(), b"\x08\x08\x12\x04abcd", b"PK\x03\x04" + os.urandom(500),
+])
+def test_garbage_and_text_are_rejected(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "model.onnx"
+    path.write_bytes(content)
+    with pytest.raises(A.ArtifactError) as e:
+        A.detect_format(str(path))
+    assert str(path) in str(e.value)
+
+
+def test_empty_and_missing_files(tmp_path: Path) -> None:
+    (tmp_path / "empty.gguf").write_bytes(b"")
+    with pytest.raises(A.ArtifactError, match="empty.gguf.*not a model file"):
+        A.detect_format(str(tmp_path / "empty.gguf"))
+    with pytest.raises(A.ArtifactError, match="missing.onnx: cannot read"):
+        A.detect_format(str(tmp_path / "missing.onnx"))
+
+
+def test_run_on_a_truncated_gguf_is_status_error_not_a_traceback(samples: dict[str, Path]) -> None:
+    r = run_spec(samples["truncated_gguf"], timeout=60)
+    assert r.exit_code == 0, r.stderr
+    assert r.result["status"] == "error"
+    assert str(samples["truncated_gguf"]) in r.result["message"] and "truncated GGUF" in r.result["message"]
+    assert "Traceback" not in r.stderr
+    assert r.result["fingerprint"]["os"]
+
+
+def test_run_with_wrong_declared_format(samples: dict[str, Path]) -> None:
+    r = run_spec(samples["onnx"], format="gguf", timeout=60)
+    assert r.result["status"] == "error" and "spec says format gguf but the bytes are onnx" in r.result["message"]
+
+
+@pytest.mark.parametrize("spec,words", [
+    ({"artifact": "x", "min_runz": 3}, "unknown key(s) min_runz"),
+    ({"artifact": "x", "min_runs": "10"}, "spec.min_runs: expected int"),
+    ({"artifact": "x", "min_runs": True}, "spec.min_runs: expected int"),
+    ({"artifact": "x", "gguf": {"new_tokenz": 3}}, "spec.gguf: unknown key(s) new_tokenz"),
+    ({"artifact": "x", "gguf": {"prompt_tokens": 500, "new_tokens": 64, "n_ctx": 512}}, "exceeds n_ctx"),
+    ({"min_runs": 3}, "spec.artifact: missing"),
+    ({"artifact": "x", "format": "pt"}, "spec.format"),
+    ({"artifact": "x", "input_shapes": {"a": [1, "b"]}}, "spec.input_shapes.a"),
+])
+def test_bad_specs_are_an_error_event_and_exit_2(spec: dict[str, object], words: str) -> None:
+    r = run_agent("run", json.dumps(spec), timeout=60)
+    assert r.exit_code == 2
+    assert r.events and r.events[-1]["event"] == "error" and words in r.events[-1]["message"]
+
+
+def test_spec_from_a_file(samples: dict[str, Path], tmp_path: Path) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"artifact": str(samples["truncated_onnx"])}))
+    r = run_agent("run", str(spec), timeout=60)
+    assert r.result["status"] == "error" and "truncated ONNX" in r.result["message"]
+
+
+def test_probe_fingerprints_without_importing_runtimes() -> None:
+    r = run_agent("probe", timeout=60)
+    assert r.exit_code == 0
+    (ev,) = r.events
+    fp = ev["fingerprint"]
+    for key in ("os", "kernel", "machine", "cpu_count", "ram_total_mib", "python", "runtimes"):
+        assert key in fp, key
+    assert fp["runtimes"]["onnxruntime"] and fp["runtimes"]["llama-cpp-python"]
+    assert ev["runtimes"]["onnxruntime"] and ev["runtimes"]["ai_edge_litert"] and ev["runtimes"]["llama_cpp"]
+
+
+def test_fingerprint_survives_unreadable_sources(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*a: object, **k: object) -> None:
+        raise OSError("nope")
+
+    monkeypatch.setattr(A, "_read", lambda path: None)
+    monkeypatch.setattr(A.os, "cpu_count", boom)
+    monkeypatch.setattr(A.platform, "release", boom)
+    fp = A.fingerprint()
+    assert "kernel" not in fp and "cpu_count" not in fp and "ram_total_mib" not in fp
+    assert fp["python"]
+
+
+def test_hash(samples: dict[str, Path], tmp_path: Path) -> None:
+    r = run_agent("hash", str(samples["tflite"]), timeout=60)
+    (ev,) = r.events
+    assert ev["sha256"] == hashlib.sha256(samples["tflite"].read_bytes()).hexdigest()
+    assert ev["size"] == samples["tflite"].stat().st_size
+    r = run_agent("hash", str(tmp_path / "nope"), timeout=60)
+    assert r.exit_code == 2 and "cannot read" in r.events[0]["message"]
+
+
+def test_agent_source_is_python38_syntax_and_stdlib_only() -> None:
+    import ast
+
+    src = Path(A.__file__).read_text()
+    tree = ast.parse(src, feature_version=(3, 8))
+    top = {n.names[0].name.split(".")[0] for n in tree.body if isinstance(n, ast.Import)}
+    top |= {n.module.split(".")[0] for n in tree.body if isinstance(n, ast.ImportFrom) and n.module}
+    import sys
+
+    assert top <= set(sys.stdlib_module_names) | {"__future__"}, top
+    assert "harness" not in src.replace("harness/metrics.py", "")
