@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 from pathlib import Path
 
 import pytest
@@ -118,8 +119,8 @@ def test_fingerprint_survives_unreadable_sources(monkeypatch: pytest.MonkeyPatch
         raise OSError("nope")
 
     monkeypatch.setattr(A, "_read", lambda path: None)
-    monkeypatch.setattr(A.os, "cpu_count", boom)
-    monkeypatch.setattr(A.platform, "release", boom)
+    monkeypatch.setattr(os, "cpu_count", boom)
+    monkeypatch.setattr(platform, "release", boom)
     fp = A.fingerprint()
     assert "kernel" not in fp and "cpu_count" not in fp and "ram_total_mib" not in fp
     assert fp["python"]

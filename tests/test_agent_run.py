@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from agent_helpers import make_samples, run_spec
@@ -123,7 +124,7 @@ def test_timeout_kills_the_model_process_group(samples: dict[str, Path]) -> None
     ("gguf", {"rlimit_as_mib": 700, "gguf": {"n_ctx": 200000}}),
     ("tflite", {"rlimit_as_mib": 60}),
 ])
-def test_rlimit_gives_oom(samples: dict[str, Path], fmt: str, spec: dict[str, object]) -> None:
+def test_rlimit_gives_oom(samples: dict[str, Path], fmt: str, spec: dict[str, Any]) -> None:
     r = run_spec(samples[fmt], **spec)
     assert r.exit_code == 0
     res = r.result
