@@ -47,7 +47,9 @@ def compare(a: Sequence[Record], b: Sequence[Record], factor: float = 1.05,
             ratio = fb.value / fa.value
             worse = ratio if d.better == "lower" else 1.0 / ratio if ratio else float("inf")
             p: float | None = None
-            significant = True  # single figures: past the factor is all we can say
+            # single figures: memory and load figures count as they stand; a min / max / std of samples
+            # without a test is never called significant
+            significant = d.sampled_from is None
             if fa.samples is not None and fb.samples is not None and len(fa.samples) > 1 and len(fb.samples) > 1:
                 p = mann_whitney(fb.samples, fa.samples, (fa.infl + fb.infl) / 2.0).p
                 significant = p < cfg.alpha

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping, Sequence
-from importlib import metadata
 
 import numpy as np
 
@@ -24,13 +23,7 @@ from harness.gate.rules import MEMORY_METRICS, SampleCache, judge_budget, judge_
 from harness.metrics import METRICS
 from harness.profiles import Profile
 from harness.records import Record, now_rfc3339
-
-
-def harness_version() -> str:
-    try:
-        return metadata.version("edgefarm")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
+from harness.version import harness_version
 
 
 def _latest(records: Sequence[Record], notes: list[str], what: str) -> dict[tuple[str, str], Record]:

@@ -25,7 +25,10 @@ def _props(parent: ET.Element, items: dict[str, object]) -> None:
     for k, v in items.items():
         if v is None or v == {} or v == "":
             continue
-        val = json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v
+        if isinstance(v, bool):
+            val: object = "true" if v else "false"
+        else:
+            val = json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v
         ET.SubElement(props, "property", name=_s(k), value=_s(val))
 
 

@@ -1,0 +1,164 @@
+"""`edgefarm gate`, `edgefarm report`, `edgefarm compare`, `edgefarm merge`.
+
+gate exits 0 pass, 1 fail (see harness/gate/engine.py for what inconclusive and errors do), 2 usage or
+config error (a UserError, printed as one line by harness/cli.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from harness import profiles as profiles_mod
+from harness.errors import UserError
+from harness.gate import GateReport, evaluate, load_policy
+from harness.gate.compare import compare
+from harness.profiles import Profile
+from harness.records import RESULTS_FILE, JsonlWriter, Record, iter_records, load_run
+from harness.reports import PRINTERS, render
+from harness.reports.text import compare_text, gate_text
+
+
+def _profiles(args: argparse.Namespace) -> dict[str, Profile]:
+    """Device profiles for their budgets: --profiles, else the default directory when there is one."""
+    if args.profiles:
+        return profiles_mod.load_all(Path(args.profiles))
+    d = profiles_mod.default_profiles_dir()
+    return profiles_mod.load_all(d) if d.is_dir() else {}
+
+
+def _gate(args: argparse.Namespace) -> GateReport:
+    run = Path(args.run_dir)
+    policy = load_policy(Path(args.policy) if args.policy else None)
+    baseline = load_run(Path(args.baseline)) if args.baseline else None
+    return evaluate(load_run(run), policy, baseline=baseline, profiles=_profiles(args), run=str(run),
+                    baseline_run=args.baseline)
+
+
+def _write(path: str, text: str) -> None:
+    p = Path(path)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"cannot write {p}: {e.strerror}") from None
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    report = _gate(args)
+    for fmt, path in (("json", args.json), ("junit", args.junit), ("md", args.md), ("html", args.html)):
+        if path:
+            _write(path, render(report, fmt))  # type: ignore[arg-type]
+    sys.stdout.write(gate_text(report))
+    return report.exit_code
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    text = render(_gate(args), args.format)
+    if args.output:
+        _write(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    if args.factor <= 1.0:
+        raise UserError(f"--factor must be greater than 1 (got {args.factor})")
+    rows = compare(load_run(Path(args.a)), load_run(Path(args.b)), factor=args.factor)
+    if args.only_changed:
+        rows = [r for r in rows if r.mark]
+    sys.stdout.write(compare_text(rows, args.a, args.b))
+    return 0
+
+
+def _shard_files(shard: Path) -> list[Path]:
+    if shard.is_file():
+        return [shard]
+    if not shard.is_dir():
+        raise UserError(f"{shard}: no such shard directory")
+    direct = shard / RESULTS_FILE
+    found = [direct] if direct.is_file() else sorted(shard.rglob(RESULTS_FILE))
+    if not found:
+        raise UserError(f"{shard}: no {RESULTS_FILE} in it or below it")
+    return found
+
+
+def merge_runs(out_dir: Path, shards: list[Path]) -> tuple[int, int, int]:
+    """Merge shard result files into out_dir/results.jsonl, one record per (run_id, device, artifact).
+
+    A record seen twice (a retried CI job, a shard downloaded twice) is kept once: identical copies silently,
+    differing ones by the later finished_at. Returns (records written, identical duplicates, conflicts).
+    """
+    out = out_dir / RESULTS_FILE
+    if out.exists():
+        raise UserError(f"{out} already exists", hint="merge into a new directory")
+    files = [f for s in shards for f in _shard_files(s)]
+    if any(f.resolve() == out.resolve() for f in files):
+        raise UserError(f"{out} is one of the shards")
+    kept: dict[tuple[str, str, str], Record] = {}
+    same = conflicts = 0
+    for f in files:
+        for rec in iter_records(f):
+            key = (rec.run_id, rec.device.name, rec.artifact.name)
+            prev = kept.get(key)
+            if prev is None:
+                kept[key] = rec
+            elif json.dumps(prev.to_dict(), sort_keys=True) == json.dumps(rec.to_dict(), sort_keys=True):
+                same += 1
+            else:
+                conflicts += 1
+                if rec.finished_at > prev.finished_at:
+                    kept[key] = rec
+    with JsonlWriter(out) as w:
+        for key in sorted(kept):
+            w.write(kept[key])
+    return len(kept), same, conflicts
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    n, same, conflicts = merge_runs(Path(args.out_dir), [Path(s) for s in args.shards])
+    msg = f"merged {n} records into {Path(args.out_dir) / RESULTS_FILE}"
+    if same or conflicts:
+        msg += f" ({same} identical duplicates dropped, {conflicts} differing duplicates: kept the later)"
+    print(msg)
+    return 0
+
+
+def _gate_inputs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory (or a results.jsonl)")
+    p.add_argument("--policy", help="gate policy TOML (default: harness/gate/default_policy.toml)")
+    p.add_argument("--baseline", metavar="RUN_DIR", help="baseline run for the relative rules")
+    p.add_argument("--profiles", help="device profile directory, for their [budgets] "
+                                      "(default $EDGEFARM_PROFILES or ./device_profiles)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add gate, report, compare and merge to the edgefarm command."""
+    p = sub.add_parser("gate", help="judge a run against a policy, device budgets and a baseline; exit 0/1/2")
+    _gate_inputs(p)
+    p.add_argument("--junit", metavar="FILE", help="also write JUnit XML here")
+    p.add_argument("--html", metavar="FILE", help="also write the self-contained HTML report here")
+    p.add_argument("--md", metavar="FILE", help="also write Markdown (GitHub step summary / PR comment) here")
+    p.add_argument("--json", metavar="FILE", help="also write the JSON verdict (edgefarm.gate/1) here")
+    p.set_defaults(func=cmd_gate)
+
+    p = sub.add_parser("report", help="render a run's gate report as html, md, junit or json")
+    _gate_inputs(p)
+    p.add_argument("--format", required=True, choices=sorted(PRINTERS))
+    p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("compare", help="per-metric changes between two runs, with significance (asv style)")
+    p.add_argument("a", metavar="A", help="the earlier run directory")
+    p.add_argument("b", metavar="B", help="the later run directory")
+    p.add_argument("--factor", type=float, default=1.05, help="ratio that counts as a change (default 1.05)")
+    p.add_argument("--only-changed", action="store_true", help="list only rows marked + - ~ x")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("merge", help="merge result shards from several hosts or CI jobs into one run directory")
+    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument("shards", metavar="SHARD_DIR", nargs="+", help="shard run directories (searched for results.jsonl)")
+    p.set_defaults(func=cmd_merge)
