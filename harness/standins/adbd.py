@@ -601,6 +601,38 @@ def start(root: Path, *, port: int | None = None, host: str = "127.0.0.1", quota
     raise RuntimeError(f"adbd stand-in on {host}:{port} did not listen within {timeout_s} s")
 
 
+@dataclass
+class AdbServer:
+    """A private adb server (the real host-side binary) on a port of its own, for tests and benchmarks."""
+
+    port: int
+    adb: str
+
+    @classmethod
+    def start(cls, port: int | None = None, adb: str | None = None) -> AdbServer:
+        if adb is None:
+            import adbutils
+
+            adb = adbutils.adb_path()
+        srv = cls(port or free_port(), adb)
+        res = srv.cmd("start-server", timeout=30)
+        if res.returncode != 0:
+            raise RuntimeError(f"adb start-server on port {srv.port} failed: {res.stdout}{res.stderr}")
+        return srv
+
+    def env(self) -> dict[str, str]:
+        # No mDNS discovery and no emulator scan: a test server talks to its own stand-ins only.
+        return {**os.environ, "ANDROID_ADB_SERVER_PORT": str(self.port), "ADB_MDNS": "0",
+                "ADB_MDNS_OPENSCREEN": "0", "ADB_EMU": "0"}
+
+    def cmd(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([self.adb, "-P", str(self.port), *args], capture_output=True, text=True,
+                              timeout=timeout, env=self.env(), stdin=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        self.cmd("kill-server", timeout=30)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m harness.standins.adbd", description=__doc__.split("\n")[0])
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")

@@ -222,19 +222,30 @@ def start(
     return board
 
 
+def _listening(pid: int, port: int) -> bool:
+    """Whether the process's network namespace has a TCP socket listening on port (seen from any namespace)."""
+    for table in ("tcp", "tcp6"):
+        try:
+            rows = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
+
+
 def _wait_banner(board: SshdBoard, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             log = (board.dir / "sshd.log").read_text(errors="replace")[-2000:]
             raise RuntimeError(f"sshd exited {proc.returncode} on {board.host}:{board.port}: {log}")
-        try:
-            with socket.create_connection((board.host, board.port), timeout=1) as s:
-                if s.recv(64).startswith(b"SSH-2.0"):
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"sshd on {board.host}:{board.port} did not answer within {timeout_s} s")
+        if _listening(proc.pid, board.port):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"sshd on {board.host}:{board.port} did not listen within {timeout_s} s")
 
 
 def main(argv: list[str] | None = None) -> int:
