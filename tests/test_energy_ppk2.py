@@ -44,8 +44,9 @@ def test_decode_recovers_encoded_currents_in_every_range() -> None:
 def _reference_filter(v: np.ndarray, r: np.ndarray) -> np.ndarray:
     """The published algorithm, sample by sample from the stream's start (as ppk2-api runs it)."""
     out = v.copy()
-    avg = avg4 = None
-    prev = None
+    avg: float | None = None
+    avg4: float | None = None
+    prev: int | None = None
     after = consecutive = 0
     for k in range(v.size):
         x, rk = float(v[k]), int(r[k])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 import pytest
 
@@ -31,8 +32,8 @@ def test_emulator_speaks_scpi_forms() -> None:
         emu.close()
 
 
-def _measure(emu: ScpiEmulator, meter: ScpiMeter) -> tuple[dict[str, object], float, float]:
-    """Idle, then LOAD_W for LOAD_S from 0.4 s after the meter started; (energy dict, truth net J, method)."""
+def _measure(emu: ScpiEmulator, meter: ScpiMeter) -> tuple[dict[str, Any], float, float]:
+    """Idle, then LOAD_W for LOAD_S from 0.4 s after the meter started: (energy dict, true net J, seconds)."""
     meter.start()
     t = time.monotonic()
     s1 = emu.set_power(LOAD_W, at=t + 0.4)
@@ -51,10 +52,10 @@ def test_recovers_net_energy_with_meas_pow() -> None:
         meter = ScpiMeter(emu.path, sample_hz=100.0, setup=["CONF:POW"])
         energy, truth, _ = _measure(emu, meter)
         assert emu.configured
-    assert energy["meter"]["method"] == "MEAS:POW? (W)"  # type: ignore[index]
-    assert energy["meter"]["meter"] == IDENTITY  # type: ignore[index]
-    assert energy["idle"]["power_w"] == pytest.approx(IDLE_W, rel=0.005)  # type: ignore[index]
-    assert energy["measured"]["energy_j_net"] == pytest.approx(truth, rel=0.01)  # type: ignore[index]
+    assert energy["meter"]["method"] == "MEAS:POW? (W)"
+    assert energy["meter"]["meter"] == IDENTITY
+    assert energy["idle"]["power_w"] == pytest.approx(IDLE_W, rel=0.005)
+    assert energy["measured"]["energy_j_net"] == pytest.approx(truth, rel=0.01)
 
 
 def test_falls_back_to_current_times_voltage() -> None:
@@ -62,15 +63,15 @@ def test_falls_back_to_current_times_voltage() -> None:
         meter = ScpiMeter(emu.path, sample_hz=100.0, reply_timeout_s=0.3)
         energy, truth, _ = _measure(emu, meter)
         assert not emu.errors  # the probe's error was read back off the queue
-    assert energy["meter"]["method"] == "MEAS:CURR? x MEAS:VOLT?"  # type: ignore[index]
-    assert energy["measured"]["energy_j_net"] == pytest.approx(truth, rel=0.01)  # type: ignore[index]
+    assert energy["meter"]["method"] == "MEAS:CURR? x MEAS:VOLT?"
+    assert energy["measured"]["energy_j_net"] == pytest.approx(truth, rel=0.01)
 
 
 def test_configured_current_query_with_supply_voltage_and_crlf() -> None:
     with ScpiEmulator(IDLE_W, voltage_v=3.3, terminator="\r\n") as emu:
         meter = ScpiMeter(emu.path, sample_hz=100.0, query="MEAS:CURR:DC?", voltage_v=3.3, terminator="\r\n")
         energy, truth, _ = _measure(emu, meter)
-    assert energy["measured"]["energy_j_net"] == pytest.approx(truth, rel=0.01)  # type: ignore[index]
+    assert energy["measured"]["energy_j_net"] == pytest.approx(truth, rel=0.01)
 
 
 def test_silent_port_is_a_user_error() -> None:
