@@ -132,9 +132,13 @@ def final_gate(state: EdgefarmState) -> list[str]:
     except UserError:
         return [f"edgefarm: no results in {state.out_dir}"]
     from harness.gate import evaluate, load_policy
-    from harness.reports import write_reports
+    from harness.reports import render
 
     report = evaluate(records, load_policy(state.policy_path), baseline=state.baseline(), profiles=state.profiles,
                       run=str(state.out_dir))
-    paths = write_reports(report, state.out_dir)
-    return [f"edgefarm gate: {report.summary}"] + [f"edgefarm report: {p}" for p in paths]
+    lines = [f"edgefarm gate: {report.summary}"]
+    for fmt, name in (("json", "gate.json"), ("md", "report.md"), ("html", "report.html")):
+        path = state.out_dir / name
+        path.write_text(render(report, fmt), encoding="utf-8")  # type: ignore[arg-type]
+        lines.append(f"edgefarm report: {path}")
+    return lines

@@ -6,6 +6,7 @@ harness/schemas/result.schema.json describes exactly `Record.to_dict()`; a test 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from collections.abc import Iterator
@@ -143,9 +144,15 @@ class JsonlWriter:
         self._fh = open(path, "a", encoding="utf-8")
 
     def write(self, record: Record) -> None:
-        self._fh.write(json.dumps(record.to_dict(), sort_keys=True, allow_nan=False) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        line = json.dumps(record.to_dict(), sort_keys=True, allow_nan=False) + "\n"
+        # Several processes (xdist workers, farm hosts on a shared disk) may append to one file.
+        fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX)
+        try:
+            self._fh.write(line)
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        finally:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
 
     def close(self) -> None:
         self._fh.close()
