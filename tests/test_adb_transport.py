@@ -1,0 +1,131 @@
+"""The adb transport through the real adb server (adbutils' bundled adb, on a port of this module's own)
+to the device-side adbd stand-in: the production path adbutils -> adb server -> device."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from remote_fixtures import DeviceFactory, adb_server, adb_transport, phone, phone_factory  # noqa: F401
+
+from harness.errors import DeviceError, DeviceLost
+from harness.standins import adbd
+from harness.standins.procs import free_port
+from harness.transports import android
+from harness.transports.adb import AdbTransport
+
+
+def test_connects_by_serial_and_reports_facts(adb_server: adbd.AdbServer, phone: adbd.AdbdDevice) -> None:
+    t = adb_transport(adb_server, phone)
+    facts = t.facts()
+    assert facts.reachable and facts.python == sys.executable
+    assert facts.extra["model"] == "EdgefarmStandin" and facts.free_storage_bytes
+    assert phone.serial in adb_server.cmd("devices").stdout  # `adb connect` was done by the transport
+    assert android.props(t, "ro.product.model") == {"ro.product.model": "EdgefarmStandin"}
+    t.close()
+
+
+def test_shell_v2_exit_code_stderr_and_streaming(adb_server: adbd.AdbServer, phone: adbd.AdbdDevice) -> None:
+    t = adb_transport(adb_server, phone)
+    seen: list[tuple[float, str]] = []
+    t0 = time.monotonic()
+    res = t.run(["sh", "-c", "echo first; sleep 1; echo second; echo bad >&2; exit 42"], timeout=30,
+                on_stdout_line=lambda line: seen.append((time.monotonic() - t0, line)))
+    assert (res.exit_code, res.stdout, res.stderr) == (42, "first\nsecond\n", "bad\n")
+    assert [s for _, s in seen] == ["first", "second"] and seen[1][0] - seen[0][0] > 0.5  # streamed, not at the end
+    assert t.run(["sh", "-c", "kill -9 $$"], timeout=30).exit_code == -9
+
+
+def test_argv_and_names_cannot_inject(adb_server: adbd.AdbServer, phone: adbd.AdbdDevice, tmp_path: Path) -> None:
+    t = adb_transport(adb_server, phone)
+    pwned = tmp_path / "pwned"
+    evil = [f"x; touch {pwned}", f"$(touch {pwned})", f"`touch {pwned}`", f"'; touch {pwned}; '"]
+    assert t.run(["printf", "%s|", *evil], timeout=30).stdout == "|".join(evil) + "|"
+    art = tmp_path / f"x; touch {pwned.name}"
+    art.write_bytes(b"model")
+    remote = f"{phone.root}/edgefarm/x; touch {pwned}"
+    t.push(str(art), remote)
+    assert t.run(["cat", remote], timeout=30).stdout == "model" and not pwned.exists()
+
+
+def test_push_pull_atomic_with_progress(adb_server: adbd.AdbServer, phone: adbd.AdbdDevice, tmp_path: Path) -> None:
+    src = tmp_path / "model.tflite"
+    src.write_bytes(os.urandom(5 * 2**20 + 3))
+    t = adb_transport(adb_server, phone)
+    seen: list[int] = []
+    dest = f"{phone.root}/edgefarm/a/b/model.tflite"
+    t.push(str(src), dest, progress=lambda done, total: seen.append(done))
+    assert Path(dest).read_bytes() == src.read_bytes() and seen[-1] == src.stat().st_size
+    assert not [p for p in Path(dest).parent.iterdir() if ".part-" in p.name]
+    t.pull(dest, str(tmp_path / "back"))
+    assert (tmp_path / "back").read_bytes() == src.read_bytes()
+
+
+def test_timeout_kills_the_command_and_its_children(adb_server: adbd.AdbServer, phone: adbd.AdbdDevice,
+                                                   tmp_path: Path) -> None:
+    t = adb_transport(adb_server, phone)
+    pids = tmp_path / "pids"
+    res = t.run(["sh", "-c", f"sleep 300 & echo $! > {pids}; echo $$ >> {pids}; sleep 300"], timeout=2)
+    assert res.timed_out
+    time.sleep(0.5)
+    for pid in map(int, pids.read_text().split()):
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    assert t.run(["true"], timeout=30).exit_code == 0
+
+
+def test_pinning_with_taskset(adb_server: adbd.AdbServer, phone: adbd.AdbdDevice) -> None:
+    t = adb_transport(adb_server, phone)
+    assert android.cpu_mask([6, 7]) == "c0"
+    res = t.run(android.pinned(["grep", "Cpus_allowed_list", "/proc/self/status"], [0]), timeout=30)
+    assert res.exit_code == 0 and res.stdout.split()[-1] == "0"
+
+
+def test_device_specifics_read_without_error(adb_server: adbd.AdbServer, phone: adbd.AdbdDevice) -> None:
+    t = adb_transport(adb_server, phone)
+    zones, freqs, bat = android.thermal_zones(t), android.cpu_frequencies(t), android.battery(t)
+    assert all(-40 < z.celsius < 150 for z in zones)
+    assert all(f.cpu >= 0 for f in freqs)
+    assert bat.present in (True, False) and (bat.charging or not bat.external_power)
+
+
+def test_device_full_gives_a_clear_error(adb_server: adbd.AdbServer, phone_factory: DeviceFactory,
+                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    small = phone_factory(quota_mib=4)
+    t = adb_transport(adb_server, small)
+    src = tmp_path / "big.gguf"
+    src.write_bytes(os.urandom(6 * 2**20))
+    dest = f"{small.root}/edgefarm/big.gguf"
+    with pytest.raises(DeviceError, match=r"no space left on device .*need 6291456 bytes, \d+ free"):
+        t.push(str(src), dest)
+    real, calls = t.free_bytes, []
+    monkeypatch.setattr(t, "free_bytes", lambda p: None if len(calls) == 0 and not calls.append(p) else real(p))
+    with pytest.raises(DeviceError, match=r"no space left on device .*need 6291456 bytes, \d+ free"):
+        t.push(str(src), dest)  # no df answer: sync itself fails part-way, and nothing is left behind
+    assert t.run(["ls", "-A", f"{small.root}/edgefarm"], timeout=30).stdout == ""
+
+
+def test_vanished_device_mid_command_is_device_lost(adb_server: adbd.AdbServer,
+                                                   phone_factory: DeviceFactory) -> None:
+    dev = phone_factory()
+    t = adb_transport(adb_server, dev, name="pixel-standin")
+    assert t.run(["true"], timeout=30).exit_code == 0
+    threading.Timer(1.0, dev.kill).start()
+    with pytest.raises(DeviceLost) as info:
+        t.run(["sleep", "60"], timeout=120)
+    assert "pixel-standin" in str(info.value) and "sleep" in str(info.value)
+    with pytest.raises(DeviceError):
+        t.run(["true"], timeout=30)
+
+
+def test_unknown_serial_and_missing_server_are_clear(adb_server: adbd.AdbServer) -> None:
+    nobody = AdbTransport("ghost", serial=f"127.0.0.1:{free_port()}", adb_port=adb_server.port)
+    with pytest.raises(DeviceError, match="ghost.*127.0.0.1:"):
+        nobody.run(["true"], timeout=10)
+    assert not nobody.facts().reachable
+    far = AdbTransport("farhost", serial="X123", adb_host="127.0.0.2", adb_port=free_port())
+    with pytest.raises(DeviceError, match="no adb server at 127.0.0.2"):
+        far.run(["true"], timeout=10)
