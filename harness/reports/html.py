@@ -139,7 +139,7 @@ def to_html(report: GateReport) -> str:
     details = "".join(_detail(i, c, report) for i, c in enumerate(report.cells))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{e(csp)}">
+<meta http-equiv="Content-Security-Policy" content="{csp}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>edgefarm gate: {LABEL.get(report.verdict, e(report.verdict))}</title>
 <style>{CSS}</style></head>
