@@ -1,0 +1,182 @@
+"""Farm runs over stand-in devices: local + two SSH boards (each in a network namespace of its own) + an
+adb phone, in parallel, through the CLI and the production code paths; then the faults: a device that
+drops mid-run, a hung agent, and the device check's messages."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from remote_fixtures import (  # noqa: F401 - fixtures
+    BoardFactory,
+    DeviceFactory,
+    adb_profile,
+    adb_server,
+    board_factory,
+    local_profile,
+    phone_factory,
+    ssh_profile,
+    write_profile,
+)
+
+from harness import cli
+from harness.artifacts import inspect
+from harness.devicecheck import check_device
+from harness.farm import run_farm
+from harness.profiles import load_profile
+from harness.records import ArtifactInfo
+from harness.runner import RunOverrides
+from harness.standins import adbd
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    from harness.samples import write_samples
+
+    return [p for p in write_samples(tmp_path_factory.mktemp("samples"), "tiny") if p.suffix in (".onnx", ".tflite")]
+
+
+@pytest.fixture(scope="module")
+def farm(tmp_path_factory: pytest.TempPathFactory, board_factory: BoardFactory, adb_server: adbd.AdbServer,
+         phone_factory: DeviceFactory) -> Path:
+    """A profile directory: local, rpi-a and rpi-b (sshd in namespaces), pixel (adbd via the adb server)."""
+    d = tmp_path_factory.mktemp("profiles")
+    ssh_profile(d, "rpi-a", board_factory(netns=True))
+    ssh_profile(d, "rpi-b", board_factory(netns=True))
+    adb_profile(d, "pixel", adb_server, phone_factory())
+    local_profile(d, "laptop", tmp_path_factory.mktemp("local-device"))
+    return d
+
+
+def _records(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line.strip()]
+
+
+def _span(rec: dict[str, Any]) -> tuple[float, float]:
+    ts = [p["host_t"] for p in rec["provenance"]["host_phases"]]
+    return min(ts), max(ts)
+
+
+def test_farm_run_in_parallel_then_rerun_sends_nothing(farm: Path, samples: list[Path], tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    devices = ["laptop", "rpi-a", "rpi-b", "pixel"]
+    argv = ["run", "--profiles", str(farm), *[f"--device={d}" for d in devices],
+            *[f"--artifact={a}" for a in samples], "--min-s", "0.5", "--quiet"]
+    assert cli.main([*argv, "--out", str(tmp_path / "run1")]) == 0, capsys.readouterr()
+    recs = _records(tmp_path / "run1")
+    assert sorted((r["device"]["name"], r["status"]) for r in recs) == sorted(
+        (d, "ok") for d in devices for _ in samples), [r.get("message") for r in recs]
+    first = capsys.readouterr().out
+    assert "bytes transferred to devices: 0" not in first
+    # The two SSH boards ran at the same time, each on a connection of its own.
+    a = [_span(r) for r in recs if r["device"]["name"] == "rpi-a"]
+    b = [_span(r) for r in recs if r["device"]["name"] == "rpi-b"]
+    a_span, b_span = (min(s for s, _ in a), max(e for _, e in a)), (min(s for s, _ in b), max(e for _, e in b))
+    assert a_span[0] < b_span[1] and b_span[0] < a_span[1], (a_span, b_span)
+    # Same artifacts again: content-addressed staging sends nothing to any device.
+    assert cli.main([*argv, "--out", str(tmp_path / "run2")]) == 0
+    out = capsys.readouterr().out
+    assert "bytes transferred to devices: 0 " in out, out
+    assert all(r["provenance"]["push"]["skipped"] for r in _records(tmp_path / "run2"))
+
+
+def test_devices_command_lists_reachability(farm: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    d = tmp_path / "profiles"
+    for p in farm.glob("*.toml"):
+        (d / p.name).parent.mkdir(exist_ok=True)
+        (d / p.name).write_text(p.read_text())
+    write_profile(d, "gone", "board", {"kind": "ssh", "host": "127.0.0.1", "port": 1, "connect_timeout_s": 2.0})
+    assert cli.main(["devices", "--profiles", str(d)]) == 0
+    lines = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines() if ln.strip()}
+    for name in ("laptop", "rpi-a", "rpi-b", "pixel"):
+        assert " reachable " in lines[name], lines[name]
+    assert "UNREACHABLE" in lines["gone"] and "127.0.0.1:1" in lines["gone"]
+
+
+def test_device_check_names_what_is_missing(adb_server: adbd.AdbServer, phone_factory: DeviceFactory,
+                                            samples: list[Path], tmp_path: Path) -> None:
+    phone = phone_factory()
+    arts = [inspect(p) for p in samples]
+    nopy = load_profile(write_profile(tmp_path, "nopy", "phone", {
+        "kind": "adb", "serial": phone.serial, "adb_port": adb_server.port, "workdir": str(phone.root / "ef"),
+        "python": "/data/data/com.termux/files/usr/bin/python3"}, os_name="android"))
+    c = check_device(nopy, arts)
+    assert not c.ok and "Termux" in c.summary and "pkg install python" in c.summary
+    if Path("/usr/bin/python3").exists() and "onnxruntime" not in Path("/usr/bin/python3").resolve().name:
+        bare = load_profile(write_profile(tmp_path, "bare", "phone", {
+            "kind": "adb", "serial": phone.serial, "adb_port": adb_server.port, "workdir": str(phone.root / "ef"),
+            "python": "/usr/bin/python3"}, os_name="android"))
+        c = check_device(bare, arts)
+        if not c.ok:  # Debian's python3 has no onnxruntime
+            assert "pip install onnxruntime" in c.summary or "ai-edge-litert" in c.summary
+    ok = load_profile(write_profile(tmp_path, "good", "phone", {
+        "kind": "adb", "serial": phone.serial, "adb_port": adb_server.port, "workdir": str(phone.root / "ef"),
+        "python": sys.executable}, os_name="android"))
+    c = check_device(ok, arts)
+    assert c.ok, c.summary
+    assert "onnxruntime" in c.summary and "free" in c.summary
+
+
+def test_device_dropping_mid_run_is_device_lost_and_others_finish(
+        board_factory: BoardFactory, adb_server: adbd.AdbServer, phone_factory: DeviceFactory,
+        samples: list[Path], tmp_path: Path) -> None:
+    d = tmp_path / "profiles"
+    doomed_board = board_factory(netns=True)
+    doomed_phone = phone_factory()
+    ssh_profile(d, "rpi-doomed", doomed_board, min_s=4.0, max_s=8.0)
+    adb_profile(d, "pixel-doomed", adb_server, doomed_phone, min_s=4.0, max_s=8.0)
+    ssh_profile(d, "rpi-fine", board_factory(netns=True))
+    profiles = [load_profile(d / f"{n}.toml") for n in ("rpi-doomed", "pixel-doomed", "rpi-fine")]
+    arts: list[ArtifactInfo] = [inspect(p) for p in samples]
+    killers = {"rpi-doomed": doomed_board.kill, "pixel-doomed": doomed_phone.kill}
+    fired: set[str] = set()
+
+    def on_event(device: str, artifact: str, ev: dict[str, Any]) -> None:
+        # Pull the plug while the second artifact is being measured.
+        if device in killers and artifact == arts[1].name and ev.get("phase") == "measure" and device not in fired:
+            fired.add(device)
+            threading.Timer(0.5, killers[device]).start()
+
+    out = tmp_path / "run"
+    res = run_farm(profiles, arts, out, RunOverrides(), on_event=on_event)
+    by = {(r.device.name, r.artifact.name): r for r in res.records}
+    assert fired == set(killers)
+    for dev in killers:
+        assert by[(dev, arts[0].name)].status == "ok"
+        lost = by[(dev, arts[1].name)]
+        assert lost.status == "device_lost" and dev in (lost.message or ""), lost.message
+    assert all(by[("rpi-fine", a.name)].status == "ok" for a in arts)
+    on_disk = {(r["device"]["name"], r["artifact"]["name"]): r["status"] for r in _records(out)}
+    assert on_disk == {k: r.status for k, r in by.items()}
+
+
+@pytest.mark.slow
+def test_hung_agent_is_killed_at_its_timeout(board_factory: BoardFactory, samples: list[Path],
+                                             tmp_path: Path) -> None:
+    b = board_factory()
+    # The board's python hangs whenever it is asked to run a model (a wedged runtime), and ignores SIGTERM.
+    hang = b.dir / "hanging-python"
+    hang.write_text(f'#!/bin/sh\n[ "$2" = run ] && {{ trap "" TERM; while :; do sleep 1; done; }}\n'
+                    f'exec {sys.executable} "$@"\n')
+    hang.chmod(0o755)
+    d = tmp_path / "profiles"
+    ssh_profile(d, "rpi-hang", b, timeout_s=1.0)
+    text = (d / "rpi-hang.toml").read_text().replace(f'python = "{sys.executable}"', f'python = "{hang}"')
+    (d / "rpi-hang.toml").write_text(text)
+    res = run_farm([load_profile(d / "rpi-hang.toml")], [inspect(samples[0])], tmp_path / "run", RunOverrides())
+    (rec,) = res.records
+    assert rec.status == "timeout", rec.message
+    leftover = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline(p).startswith(str(hang))]
+    assert not leftover
+
+
+def _cmdline(p: Path) -> str:
+    try:
+        return (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").split(" ", 1)[-1]
+    except OSError:
+        return ""
