@@ -1,0 +1,54 @@
+"""`edgefarm demo`: the main job on the embedded default. Sample students -> `local` -> gate -> reports."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness import profiles as profiles_mod
+from harness.artifacts import inspect
+from harness.console import Progress, summary_table
+from harness.farm import new_run_id, run_farm
+from harness.runner import RunOverrides
+
+REPO_POLICY = Path(__file__).resolve().parents[2] / "ci" / "policy.toml"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from harness.gate import evaluate, load_policy
+    from harness.reports import render
+    from harness.reports.text import gate_text
+    from harness.samples import write_samples
+
+    progress = Progress(quiet=args.quiet)
+    samples_dir = Path(args.samples)
+    progress.message(f"writing sample students ({args.size}) to {samples_dir} (generated offline, deterministic)")
+    paths = write_samples(samples_dir, size=args.size)
+    devices = profiles_mod.resolve([args.device], Path(args.profiles) if args.profiles else None)
+    run_id = new_run_id()
+    out = Path(args.out) if args.out else Path("runs") / f"demo-{run_id}"
+    progress.message(f"run {run_id}: {len(paths)} artifacts on {args.device} -> {out}")
+    result = run_farm(devices, [inspect(p) for p in paths], out, RunOverrides(), on_event=progress.event,
+                      on_record=progress.record, on_message=progress.message, run_id=run_id)
+    print(summary_table(result.records))
+    policy_path = Path(args.policy) if args.policy else (REPO_POLICY if REPO_POLICY.is_file() else None)
+    report = evaluate(result.records, load_policy(policy_path), profiles={p.name: p for p in devices}, run=str(out))
+    for fmt, name in (("json", "gate.json"), ("md", "report.md"), ("html", "report.html"), ("junit", "junit.xml")):
+        (out / name).write_text(render(report, fmt), encoding="utf-8")  # type: ignore[arg-type]
+    print()
+    sys.stdout.write(gate_text(report))
+    print(f"\nresults: {out / 'results.jsonl'}\nreport:  {out / 'report.html'} (self-contained; open it in a browser)")
+    return report.exit_code
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("demo", help="the main job on the embedded default: samples on `local`, gated, reported")
+    p.add_argument("--samples", default="samples", help="where to write the sample students (default ./samples)")
+    p.add_argument("--size", choices=["tiny", "default"], default="default")
+    p.add_argument("--device", default="local")
+    p.add_argument("--policy", help="gate policy (default ci/policy.toml)")
+    p.add_argument("--profiles", help="device profile directory")
+    p.add_argument("--out", help="run directory (default runs/demo-<run id>)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_demo)
