@@ -70,7 +70,9 @@ class ScpiMeter:
     def _ask(self, command: str, timeout: float | None = None) -> str | None:
         """Send a query; its reply line, or None when the meter stays silent."""
         ser = self._ser
-        ser.timeout = self.reply_timeout_s if timeout is None else timeout
+        wait = self.reply_timeout_s if timeout is None else timeout
+        if ser.timeout != wait:
+            ser.timeout = wait
         self._send(command)
         raw = ser.read_until(self.terminator[-1:])
         if not raw.endswith(self.terminator[-1:]):
@@ -149,6 +151,7 @@ class ScpiMeter:
             reply = self._ask(q)
             if reply is None:
                 self._misses += 1
+                self._ser.reset_input_buffer()  # a late reply must not pass for the next query's
                 return None
             try:
                 values.append(self.number(reply))

@@ -34,6 +34,8 @@ Unit = Literal["A", "W"]
 _LENGTHS = {0x01: 3, 0x02: 3, 0x03: 3, 0x04: 3, 0x08: 2, 0x09: 2, 0x0C: 2, 0x0D: 3, 0x0E: 2, 0x0F: 2,
             0x11: 2, 0x12: 3, 0x25: 6}
 
+_MAX_BACKLOG = 4 << 20  # bytes of unsent samples kept for a client that does not read
+
 # A calibration that is not the nominal one, so a client that ignores the metadata reads wrong currents.
 EMULATED_CALIBRATION = Calibration(
     r=[1029.8, 101.41, 10.118, 0.9372, 0.04291],
@@ -132,6 +134,7 @@ class Ppk2Emulator:
         self.stream_started_at: float | None = None  # host monotonic time of the latest AVERAGE_START
         self.step_times: list[float] = []  # host monotonic times of the steps, once streaming
         self.samples_sent = 0
+        self.samples_dropped = 0
         self.commands: list[int] = []
         self._rng = np.random.default_rng(seed)
         self._master, self._slave, self.path = open_raw_pty()
@@ -213,6 +216,11 @@ class Ppk2Emulator:
         self._out += encode(self.calibration, amps, self.vdd_mv, self._produced)
         self._produced += n
         self.samples_sent += n
+        excess = len(self._out) - _MAX_BACKLOG
+        if excess > 0:  # nobody reads: drop the oldest whole samples, as the real meter's USB buffer would
+            excess += -excess % 4
+            del self._out[:excess]
+            self.samples_dropped += excess // 4
 
     def _serve(self) -> None:
         fd = self._master
