@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from harness.energy import EnergyError, summarise
-from harness.energy import ppk2
-from harness.energy.ppk2 import Calibration, Ppk2Meter, SpikeFilter, _Stream, parse_metadata
+from harness.energy import ppk2_protocol as ppk2
+from harness.energy.ppk2 import Ppk2Meter, _Stream
+from harness.energy.ppk2_protocol import Calibration, SpikeFilter, parse_metadata
 from harness.standins.ppk2_emulator import EMULATED_CALIBRATION, Ppk2Emulator, encode
 
 
@@ -179,3 +180,24 @@ def test_the_ppk2_api_client_reads_the_emulator() -> None:
         p.stop_measuring()
         del p
     assert values and sum(values) / len(values) == pytest.approx(12300.0, rel=1e-3)  # uA
+
+
+def test_profile_to_summary_through_the_factory() -> None:
+    from harness.energy import open_source
+    from harness.profiles import EnergyConfig, Profile, TransportConfig
+
+    with Ppk2Emulator(0.05) as emu:
+        prof = Profile(name="board", device_class="board", transport=TransportConfig(kind="local"),
+                       energy=EnergyConfig(kind="ppk2", port=emu.path, voltage_v=3.7))
+        meter = open_source(prof)
+        assert meter is not None
+        meter.start()
+        t0 = time.monotonic()
+        time.sleep(0.2)
+        t1 = time.monotonic()
+        time.sleep(0.2)
+        trace = meter.stop()
+    energy, metrics = summarise(trace, [{"name": "measure", "t_start": t1, "t_end": t1 + 0.15}], n_inferences=3)
+    assert energy["source"] == "ppk2" and energy["meter"]["voltage_v"] == 3.7
+    assert metrics["power_w_avg"].value == pytest.approx(0.05 * 3.7, rel=2e-3)
+    assert t0 < t1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from harness.energy.base import EnergySource
@@ -61,11 +62,11 @@ def open_source(profile: Profile, transport: Transport | None = None) -> EnergyS
     from harness.energy.gauge import FuelGauge
 
     files = _files(profile, transport)
-    dumpsys = None
+    battery_service: Callable[[], str] | None = None
     if profile.os == "android" and transport is not None:
         t = transport
 
-        def dumpsys() -> str:
+        def battery_service() -> str:
             return t.run(["dumpsys", "battery"], timeout=15.0).stdout
 
-    return FuelGauge(files, sample_hz=e.sample_hz or 4.0, dumpsys=dumpsys)
+    return FuelGauge(files, sample_hz=e.sample_hz or 4.0, dumpsys=battery_service)

@@ -25,8 +25,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from harness.energy import ppk2
-from harness.energy.ppk2 import ADC_MULT, Calibration
+from harness.energy import ppk2_protocol as ppk2
+from harness.energy.ppk2_protocol import ADC_MULT, Calibration
 
 Unit = Literal["A", "W"]
 
