@@ -120,7 +120,8 @@ def _golden_items(parent: pytest.Collector, state: EdgefarmState) -> Iterable[py
         return []
     from harness.golden.pytest_items import golden_items
 
-    return golden_items(parent, state)
+    items: list[pytest.Item] = golden_items(parent, state)
+    return items
 
 
 def final_gate(state: EdgefarmState) -> list[str]:

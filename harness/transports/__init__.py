@@ -25,7 +25,7 @@ def open_transport(profile: Profile) -> Transport:
     if t.kind == "ssh":
         from harness.transports.ssh import SSHTransport
 
-        return SSHTransport.from_profile(profile)  # type: ignore[no-any-return]
+        return SSHTransport.from_profile(profile)
     from harness.transports.adb import AdbTransport
 
-    return AdbTransport.from_profile(profile)  # type: ignore[no-any-return]
+    return AdbTransport.from_profile(profile)

@@ -1,0 +1,90 @@
+"""Issue 2 end to end on the `local` device: real runtimes, real artifacts, real cgroup cap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from harness.artifacts import inspect
+from harness.farm import run_farm
+from harness.profiles import load_profile
+from harness.records import load_run
+from harness.runner import RunOverrides
+
+ENCODER_METRICS = ["load_time_ms", "load_footprint_mib", "peak_rss_mib", "peak_rss_load_mib",
+                   "rss_anon_mib", "rss_file_mib", "first_inference_ms", "latency_ms_mean", "latency_ms_std",
+                   "latency_ms_min", "latency_ms_max", "latency_ms_p50", "latency_ms_p90", "latency_ms_p95",
+                   "latency_ms_p99", "throughput_per_s", "memory_headroom_pct"]
+GGUF_METRICS = ["load_time_ms", "load_footprint_mib", "peak_rss_mib", "rss_anon_mib", "rss_file_mib",
+                "first_inference_ms", "ttft_ms", "prefill_tokens_per_s", "decode_tokens_per_s", "tpot_ms",
+                "itl_ms_p50", "itl_ms_p90"]
+
+
+def big_onnx(path: Path, mib: int) -> Path:
+    """An ONNX model whose weights alone need `mib` MiB: y = x @ W."""
+    cols = 1024
+    rows = mib * 2**20 // (4 * cols)
+    w = numpy_helper.from_array(np.full((rows, cols), 0.5, dtype=np.float32), "W")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"])], "big",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, rows])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, cols])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_all_three_formats_ok_with_every_metric(tiny_samples: dict[str, Path], fast_profiles: Path,
+                                                tmp_path: Path) -> None:
+    prof = load_profile(fast_profiles / "local.toml")
+    arts = [inspect(tiny_samples[f]) for f in ("onnx", "tflite", "gguf")]
+    res = run_farm([prof], arts, tmp_path / "run", RunOverrides(min_s=0.5, max_s=3.0, min_runs=400))
+    recs = {r.artifact.format: r for r in load_run(tmp_path / "run")}
+    assert set(recs) == {"onnx", "tflite", "gguf"}
+    for fmt, rec in recs.items():
+        assert rec.status == "ok", (fmt, rec.message)
+        assert rec.runtime.get("name") and rec.runtime.get("version")
+        assert rec.device.fingerprint.get("cpu_count")
+        assert rec.artifact.sha256 == inspect(tiny_samples[fmt]).sha256
+        wanted = GGUF_METRICS if fmt == "gguf" else ENCODER_METRICS
+        missing = [m for m in wanted if rec.value(m) is None]
+        assert not missing, (fmt, missing, {m: rec.metrics[m].note for m in missing if m in rec.metrics})
+    p95 = recs["onnx"].metrics["latency_ms_p95"]
+    assert p95.ci is not None and p95.ci[0] <= p95.value <= p95.ci[1]  # type: ignore[operator]
+    assert len(recs["onnx"].samples["latency_ms"]) >= 400
+    assert recs["gguf"].runtime["name"] == "llama-cpp-python"
+    assert res.bytes_sent["local"] >= 0
+
+
+def test_memory_cap_gives_oom_and_the_run_goes_on(tiny_samples: dict[str, Path], tmp_path: Path) -> None:
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    text = (Path(__file__).parent / "conftest.py").read_text().split('FAST_LOCAL = """')[1].split('"""')[0]
+    (profiles / "local.toml").write_text(text.replace("cap_mib = 3072", "cap_mib = 160"))
+    prof = load_profile(profiles / "local.toml")
+    big = big_onnx(tmp_path / "big.onnx", 300)
+    arts = [inspect(tiny_samples["onnx"]), inspect(big), inspect(tiny_samples["tflite"])]
+    run_farm([prof], arts, tmp_path / "run", RunOverrides(max_s=1.0))
+    recs = load_run(tmp_path / "run")
+    assert [r.artifact.name for r in recs] == [a.name for a in arts]  # streamed in order, nothing lost
+    assert [r.status for r in recs] == ["ok", "oom", "ok"], [(r.status, r.message) for r in recs]
+    oom = recs[1]
+    assert "memory" in (oom.message or "").lower()
+    reached = oom.value("peak_rss_mib")
+    assert reached is not None and 100 < reached <= 161
+    assert oom.provenance["memory_cap"]["limit_mib"] == 160
+
+
+def test_missing_and_unknown_artifacts_are_clear_errors(tmp_path: Path) -> None:
+    from harness.errors import ArtifactError
+
+    with pytest.raises(ArtifactError, match="nope.onnx: no such file"):
+        inspect(tmp_path / "nope.onnx")
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"\x00" * 4096)
+    with pytest.raises(ArtifactError, match="junk.bin: not a recognised model file"):
+        inspect(junk)
