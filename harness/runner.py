@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import deploy
+from harness import deploy, energy
 from harness.errors import DeviceError, DeviceLost, UserError
 from harness.metrics import METRICS
 from harness.profiles import Profile
@@ -144,7 +144,18 @@ class DeviceSession:
         oom_before = cap.oom_kills() if cap else 0
         if cap:
             cap.reset_peak()
-        res = self.transport.run(argv, timeout=float(spec["timeout_s"]) + 60, on_stdout_line=on_line)
+        meter = energy.open_source(self.profile, self.transport)
+        idle: tuple[float, float] | None = None
+        if meter is not None:
+            meter.start()  # an unusable meter is an EnergyError (a UserError): said once, not a crash
+            t0 = time.monotonic()
+            time.sleep(self.profile.energy.idle_baseline_s)
+            idle = (t0, time.monotonic())
+        try:
+            res = self.transport.run(argv, timeout=float(spec["timeout_s"]) + 60, on_stdout_line=on_line)
+        finally:
+            t_end = time.monotonic()
+            trace = meter.stop() if meter is not None else None
         rec.provenance["host_phases"] = host_phases
         oom_killed = cap is not None and cap.oom_kills() > oom_before
         if result is None:
@@ -160,6 +171,14 @@ class DeviceSession:
                 rec.status, rec.message = "error", f"agent exited {res.exit_code} without a result: {tail}"
             return
         self._fill_from_agent(rec, result)
+        if trace is not None and rec.status == "ok":
+            events = [(str(p["phase"]), float(p["host_t"])) for p in host_phases]
+            n_tokens = len(rec.samples.get("itl_ms", [])) + len(rec.samples.get("ttft_ms", []))
+            rec.energy, emetrics = energy.summarise(
+                trace, energy.phases_from_events(events, t_end), n_inferences=len(rec.samples.get("latency_ms", [])),
+                n_tokens=n_tokens or None, idle_window=idle)
+            rec.metrics.update(emetrics)
+            rec.tainted += [t for t in rec.energy.get("tainted", []) if t not in rec.tainted]
         if oom_killed and rec.status in ("crashed", "error"):
             rec.status = "oom"
             rec.message = f"OOM-killed by the {cap.kind if cap else ''} memory cap of {cap.limit_mib if cap else ''} MiB"
