@@ -11,17 +11,11 @@ import numpy as np
 import pytest
 
 from harness.energy import Trace, open_source
-from harness.energy.gauge import (
-    FuelGauge,
-    charger_online,
-    current_scale,
-    normalise,
-    parse_dumpsys_battery,
-    voltage_scale,
-)
+from harness.energy.gauge import FuelGauge, current_scale, normalise, voltage_scale
 from harness.energy.sysfs import LocalFiles, TransportFiles, parse_grep_h
 from harness.errors import ConfigError
 from harness.profiles import EnergyConfig, Profile, TransportConfig
+from harness.transports.android import BatteryState
 
 # Readings as phones print them: a Pixel (kernel ABI: uA, uV, discharge negative) and an older
 # vendor kernel (mA, mV, discharge positive).
@@ -29,21 +23,6 @@ PIXEL = {"current_now": ["-412000", "-398500", "-1210000"], "voltage_now": ["387
          "watts": [0.412 * 3.870, 0.3985 * 3.868, 1.210 * 3.841]}
 VENDOR = {"current_now": ["412", "398", "1210"], "voltage_now": ["3870", "3868", "3841"],
           "watts": [0.412 * 3.870, 0.398 * 3.868, 1.210 * 3.841]}
-
-DUMPSYS = """Current Battery Service state:
-  AC powered: false
-  USB powered: true
-  Wireless powered: false
-  Max charging current: 500000
-  status: 2
-  health: 2
-  present: true
-  level: 87
-  voltage: 4213
-  temperature: 281
-  technology: Li-ion
-"""
-
 
 def test_units_by_magnitude() -> None:
     assert current_scale([-412000.0, -5000.0]) == (1e-6, "uA")
@@ -60,12 +39,6 @@ def test_normalise_gives_positive_discharge_watts(readings: dict[str, list[Any]]
     power, how = normalise(i, v, ["Discharging"] * 3)
     assert np.allclose(power, readings["watts"], rtol=1e-9)
     assert how["discharge_negative"] == (readings is PIXEL)
-
-
-def test_dumpsys_battery() -> None:
-    d = parse_dumpsys_battery(DUMPSYS)
-    assert d["USB powered"] == "true" and d["level"] == "87" and d["status"] == "2"
-    assert charger_online(d) == ["USB"]
 
 
 def test_parse_grep_h_with_colons_in_paths() -> None:
@@ -104,9 +77,16 @@ def test_gauge_on_a_fake_sysfs_tree(tmp_path: Path) -> None:
 
 def test_charging_taints_the_run(tmp_path: Path) -> None:
     fake_supply(tmp_path, "800000", "4200000", "Charging")
-    trace = run_gauge(FuelGauge(LocalFiles(), root=str(tmp_path), sample_hz=50.0, dumpsys=lambda: DUMPSYS), 0.1)
+    trace = run_gauge(FuelGauge(LocalFiles(), root=str(tmp_path), sample_hz=50.0), 0.1)
     assert trace.tainted and "Charging" in trace.tainted[0]
-    assert trace.info["dumpsys_battery"][0]["USB powered"] == "true"
+
+
+def test_charger_online_taints_the_run(tmp_path: Path) -> None:
+    fake_supply(tmp_path, "-500000", "4000000", "Discharging")
+    usb = BatteryState(present=True, status="Discharging", external_power=True)
+    trace = run_gauge(FuelGauge(LocalFiles(), root=str(tmp_path), sample_hz=50.0, charger=lambda: usb), 0.1)
+    assert trace.tainted and "external power" in trace.tainted[0]
+    assert trace.info["battery_states"][0]["external_power"] is True
 
 
 def test_gauge_through_the_local_transport(tmp_path: Path) -> None:

@@ -10,12 +10,14 @@ Units and sign differ between phones, so they are inferred from the readings (do
     model draws under 10 mA, so max |reading| >= 10 000 means uA, below that mA;
   - sign: while the status says Discharging / Not charging, a negative median current means the device
     reports discharge as negative (the kernel ABI's current convention), and the sign is flipped.
-A status of Charging or Full, or (Android) `dumpsys battery` showing a charger, taints the run.
+A status of Charging or Full in any reading, or a charger online at start or stop (the device's
+harness.transports.android.battery state: power_supply `online`, else Android's `dumpsys battery`), taints
+the run.
 """
 
 from __future__ import annotations
 
-import re
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +27,7 @@ import numpy as np
 
 from harness.energy.base import Accuracy, EnergyError, FloatArray, Trace
 from harness.energy.sysfs import FileReader
+from harness.transports.android import BatteryState
 
 ROOT = "/sys/class/power_supply"
 DISCHARGING = ("discharging", "not charging")
@@ -63,34 +66,20 @@ def normalise(current_raw: Sequence[float], voltage_raw: Sequence[float],
     return power, {"current_unit": cu, "voltage_unit": vu, "discharge_negative": flip}
 
 
-def parse_dumpsys_battery(text: str) -> dict[str, str]:
-    """`dumpsys battery` output into {key: value} ('AC powered': 'true', 'status': '3', 'level': '87' ...)."""
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        m = re.match(r"^\s+([A-Za-z][A-Za-z ]*?):\s*(.*)$", line)
-        if m:
-            out.setdefault(m.group(1), m.group(2).strip())
-    return out
-
-
-def charger_online(dumpsys: dict[str, str]) -> list[str]:
-    """Which chargers `dumpsys battery` says are connected (AC, USB, Wireless, Dock)."""
-    return [k.split()[0] for k, v in dumpsys.items() if k.endswith(" powered") and v == "true"]
-
-
 class FuelGauge:
     source = "fuel_gauge"
     accuracy: Accuracy = "relative"
 
     def __init__(self, files: FileReader, *, root: str = ROOT, sample_hz: float = 4.0,
-                 dumpsys: Callable[[], str] | None = None) -> None:
-        self.files, self.root, self.sample_hz, self.dumpsys = files, root.rstrip("/"), sample_hz, dumpsys
+                 charger: Callable[[], BatteryState] | None = None) -> None:
+        """charger: reads the device's battery and charger state (at start and at stop)."""
+        self.files, self.root, self.sample_hz, self.charger = files, root.rstrip("/"), sample_hz, charger
         self.battery = ""
         self._t: list[float] = []
         self._i: list[float] = []
         self._v: list[float] = []
         self._s: list[str] = []
-        self._dumpsys: list[dict[str, str]] = []
+        self._states: list[BatteryState] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -130,11 +119,11 @@ class FuelGauge:
         self._s.append(got.get(sp, ""))
         return True
 
-    def _snapshot_dumpsys(self) -> None:
-        if self.dumpsys is not None:
+    def _snapshot_charger(self) -> None:
+        if self.charger is not None:
             try:
-                self._dumpsys.append(parse_dumpsys_battery(self.dumpsys()))
-            except Exception as e:  # provenance only: a failing dumpsys must not fail the run
+                self._states.append(self.charger())
+            except Exception as e:  # a failing state read must not fail the run; it is reported
                 self._error = self._error or e
 
     def start(self) -> None:
@@ -142,7 +131,7 @@ class FuelGauge:
         if not self._sample():
             raise EnergyError(f"fuel gauge on {self.files.where}: cannot read {self.battery}/current_now "
                               f"and voltage_now")
-        self._snapshot_dumpsys()
+        self._snapshot_charger()
         self._t_start = time.monotonic()
         self._thread = threading.Thread(target=self._poll, name="fuel-gauge", daemon=True)
         self._thread.start()
@@ -164,7 +153,7 @@ class FuelGauge:
         t_stop = time.monotonic()
         self._stop.set()
         self._thread.join(timeout=15.0)
-        self._snapshot_dumpsys()
+        self._snapshot_charger()
         power, how = normalise(self._i, self._v, self._s)
         warnings = [f"fuel gauge polling ended early: {self._error}"] if self._error else []
         warnings.append(f"fuel gauge units inferred from magnitudes: current in {how['current_unit']}, voltage "
@@ -175,10 +164,10 @@ class FuelGauge:
         if seen:
             tainted.append(f"charging: battery status {', '.join(seen)} during the run, the fuel gauge "
                            f"reads the charger too")
-        chargers = sorted({c for d in self._dumpsys for c in charger_online(d)})
-        if chargers and not seen:
-            tainted.append(f"charging: dumpsys battery shows {', '.join(chargers)} power connected")
+        if any(st.external_power for st in self._states) and not seen:
+            tainted.append("charging: external power (USB/AC) online at the start or end of the run, the fuel "
+                           "gauge reads the charger too")
         info = self.describe() | how | {"samples": len(self._t), "statuses": sorted(set(self._s)),
-                                        "dumpsys_battery": self._dumpsys}
+                                        "battery_states": [dataclasses.asdict(st) for st in self._states]}
         return Trace(self.source, self.accuracy, "power", np.asarray(self._t, dtype=np.float64), power,
                      self._t_start, t_stop, info=info, warnings=warnings, tainted=tainted)

@@ -60,13 +60,14 @@ def open_source(profile: Profile, transport: Transport | None = None) -> EnergyS
 
         return RaplCounter(_files(profile, transport), sample_hz=e.sample_hz or 10.0)
     from harness.energy.gauge import FuelGauge
+    from harness.transports import android
+    from harness.transports.android import BatteryState
 
-    files = _files(profile, transport)
-    battery_service: Callable[[], str] | None = None
-    if profile.os == "android" and transport is not None:
+    charger: Callable[[], BatteryState] | None = None
+    if transport is not None:
         t = transport
 
-        def battery_service() -> str:
-            return t.run(["dumpsys", "battery"], timeout=15.0).stdout
+        def charger() -> BatteryState:
+            return android.battery(t)
 
-    return FuelGauge(files, sample_hz=e.sample_hz or 4.0, dumpsys=battery_service)
+    return FuelGauge(_files(profile, transport), sample_hz=e.sample_hz or 4.0, charger=charger)
