@@ -166,7 +166,8 @@ def evaluate(
             status=rec.status, outcome=worst([r.outcome for r in rules]), rules=rules,
             kpis=kpis.compute(rec, policy.kpis, cache) if rec.status == "ok" else [],
             tainted=list(rec.tainted), notes=cnotes, message=rec.message, provenance=_provenance(rec),
-            record=rec, baseline_record=b,
+            record=rec, baseline_record=b, latency=cache.get(rec, "latency_ms"),
+            baseline_latency=cache.get(b, "latency_ms") if b is not None else None,
         ))
     counts = {o: 0 for o in ("pass", "fail", "inconclusive", "skipped", "error")}
     blocking = False

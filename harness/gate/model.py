@@ -10,6 +10,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+import numpy.typing as npt
+
 from harness.records import Record
 
 GATE_SCHEMA = "edgefarm.gate/1"
@@ -104,6 +107,8 @@ class Cell:
     provenance: dict[str, Any] = field(default_factory=dict)
     record: Record | None = field(default=None, repr=False)
     baseline_record: Record | None = field(default=None, repr=False)
+    latency: npt.NDArray[np.float64] | None = field(default=None, repr=False)  # sorted warm latencies
+    baseline_latency: npt.NDArray[np.float64] | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -18,6 +18,7 @@ from harness.gate.policy import StatsConfig
 from harness.gate.stats import (
     Estimator,
     FloatArray,
+    MannWhitney,
     inflation,
     estimator_for,
     interval,
@@ -51,6 +52,7 @@ class SampleCache:
 
     def __init__(self) -> None:
         self._cache: dict[tuple[int, str], tuple[FloatArray | None, float]] = {}
+        self._mw: dict[tuple[int, int, str], MannWhitney] = {}
 
     def _load(self, rec: Record, series: str) -> tuple[FloatArray | None, float]:
         key = (id(rec), series)
@@ -69,6 +71,14 @@ class SampleCache:
 
     def inflation(self, rec: Record, series: str) -> float:
         return self._load(rec, series)[1]
+
+    def mann_whitney(self, rec: Record, base: Record, series: str, a: FloatArray, b: FloatArray,
+                     infl: float) -> MannWhitney:
+        """One test per (record, baseline record, series), shared by the rules on that series."""
+        key = (id(rec), id(base), series)
+        if key not in self._mw:
+            self._mw[key] = mann_whitney(a, b, infl)
+        return self._mw[key]
 
 
 class Figure:
@@ -214,7 +224,7 @@ def judge_relative(rec: Record, base: Record | None, metric: str, max_worse_pct:
         else:
             res.outcome, res.reason = "fail", head + ("" if fc.ci else "; single figures, no samples to test")
         return res
-    mw = mann_whitney(sc, sb, (fc.infl + fb.infl) / 2.0)
+    mw = cache.mann_whitney(rec, base, fc.est.series, sc, sb, (fc.infl + fb.infl) / 2.0)
     res.p_value = mw.p
     worse_z = mw.z if lower else -mw.z
     rlo, rhi = ratio_interval(fc.est, sc, sb, cfg.confidence, cfg.bootstrap, rng, fc.infl, fb.infl)

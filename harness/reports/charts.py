@@ -11,12 +11,20 @@ import numpy as np
 
 from harness.gate.model import Cell
 from harness.gate.rules import fmt
+from harness.gate.stats import FloatArray
+from harness.gate.stats import sorted_quantile as q
 
 W, PAD_L, PAD_R = 560, 44, 12
 
 
 def _x(v: float, lo: float, hi: float) -> float:
     return PAD_L + (W - PAD_L - PAD_R) * (v - lo) / (hi - lo if hi > lo else 1.0)
+
+
+def _hist(sorted_x: FloatArray, edges: FloatArray) -> FloatArray:
+    """Counts per bin of a sorted array, values outside the edges counted in the end bins."""
+    idx = np.searchsorted(sorted_x, edges[1:-1], side="right")
+    return np.diff(np.concatenate([[0], idx, [len(sorted_x)]])).astype(np.float64)
 
 
 def _budget(cell: Cell, metric: str) -> float | None:
@@ -26,23 +34,20 @@ def _budget(cell: Cell, metric: str) -> float | None:
 
 def latency_svg(cell: Cell, bins: int = 40) -> str:
     """Histogram of warm latency (this run filled, baseline outlined) with p50/p95 and the p95 budget."""
-    rec, base = cell.record, cell.baseline_record
-    cur = np.asarray(rec.samples.get("latency_ms") or [], dtype=np.float64) if rec else np.empty(0)
-    ref = np.asarray(base.samples.get("latency_ms") or [], dtype=np.float64) if base else np.empty(0)
+    cur = cell.latency if cell.latency is not None else np.empty(0)
+    ref = cell.baseline_latency if cell.baseline_latency is not None else np.empty(0)
     if len(cur) == 0:
         return ""
-    both = np.concatenate([cur, ref]) if len(ref) else cur
-    lo, hi = (float(v) for v in np.quantile(both, [0.001, 0.99]))
+    lo = min(q(cur, 0.001), q(ref, 0.001)) if len(ref) else q(cur, 0.001)
+    hi = max(q(cur, 0.99), q(ref, 0.99)) if len(ref) else q(cur, 0.99)
     lo, hi = lo - 0.05 * (hi - lo), hi + 0.1 * (hi - lo)
     budget = _budget(cell, "latency_ms_p95")
     if budget is not None and budget < hi * 1.6:
         hi = max(hi, budget * 1.03)
     hi = hi if hi > lo else lo + 1.0
     edges = np.linspace(lo, hi, bins + 1)
-    hc, _ = np.histogram(np.clip(cur, lo, hi), edges)
-    hb, _ = np.histogram(np.clip(ref, lo, hi), edges) if len(ref) else (np.zeros(bins, dtype=np.int64), None)
-    fc = hc / max(1, len(cur))
-    fb = hb / max(1, len(ref)) if len(ref) else hb.astype(np.float64)
+    fc = _hist(cur, edges) / len(cur)
+    fb = _hist(ref, edges) / len(ref) if len(ref) else np.zeros(bins)
     top = float(max(fc.max(), fb.max(), 1e-9))
     h, y0 = 170, 140
     parts = [f'<svg class="chart" viewBox="0 0 {W} {h}" width="{W}" height="{h}" role="img" '
@@ -60,10 +65,9 @@ def latency_svg(cell: Cell, bins: int = 40) -> str:
             y = y0 - 120 * float(fb[i]) / top
             pts.append(f"{PAD_L + i * bw:.1f},{y:.1f} {PAD_L + (i + 1) * bw:.1f},{y:.1f}")
         parts.append(f'<polyline points="{" ".join(pts)}" class="base"/>')
-    marks: list[tuple[float, str, str]] = [(float(np.quantile(cur, 0.5)), "p50", "mark"),
-                                           (float(np.quantile(cur, 0.95)), "p95", "mark")]
+    marks: list[tuple[float, str, str]] = [(q(cur, 0.5), "p50", "mark"), (q(cur, 0.95), "p95", "mark")]
     if len(ref):
-        marks.append((float(np.quantile(ref, 0.95)), "base p95", "mark-base"))
+        marks.append((q(ref, 0.95), "base p95", "mark-base"))
     if budget is not None:
         marks.append((budget, "budget", "mark-budget"))
     for i, (v, label, cls) in enumerate(marks):

@@ -11,5 +11,5 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "gate.schema.
 
 
 def to_json(report: GateReport) -> str:
-    """Indented JSON, no NaN or infinity (unbounded interval sides are the strings "inf" / "-inf")."""
-    return json.dumps(report.to_dict(), indent=1, sort_keys=False, allow_nan=False) + "\n"
+    """Compact JSON (the C encoder: fast for big farms), no NaN or infinity (unbounded sides are "inf")."""
+    return json.dumps(report.to_dict(), separators=(",", ":"), allow_nan=False) + "\n"

@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import json
 import re
-import xml.etree.ElementTree as ET
+from html import escape
 
 from harness.gate.model import Cell, GateReport, RuleResult
 
-# XML 1.0 cannot carry most control characters at all, escaped or not: drop them.
+# XML 1.0 cannot carry most control characters at all, escaped or not: replace them.
 _BAD_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def _s(x: object) -> str:
-    return _BAD_XML.sub("\ufffd", str(x))
+    """Text or attribute value: XML-escaped (quotes too), no characters XML forbids."""
+    return escape(_BAD_XML.sub("\ufffd", str(x)), quote=True)
 
 
-def _props(parent: ET.Element, items: dict[str, object]) -> None:
-    props = ET.SubElement(parent, "properties")
+def _props(items: dict[str, object], indent: str) -> str:
+    out = []
     for k, v in items.items():
         if v is None or v == {} or v == "":
             continue
@@ -29,47 +30,49 @@ def _props(parent: ET.Element, items: dict[str, object]) -> None:
             val: object = "true" if v else "false"
         else:
             val = json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v
-        ET.SubElement(props, "property", name=_s(k), value=_s(val))
+        out.append(f'{indent}  <property name="{_s(k)}" value="{_s(val)}"/>\n')
+    return f"{indent}<properties>\n{''.join(out)}{indent}</properties>\n" if out else ""
 
 
-def _case(suite: ET.Element, cell: Cell, r: RuleResult) -> None:
-    tc = ET.SubElement(suite, "testcase", classname=_s(f"edgefarm.gate.{cell.device}.{cell.artifact}"),
-                       name=_s(f"{r.rule} [{r.source}]"), time="0")
-    _props(tc, {"outcome": r.outcome, "metric": r.metric, "value": r.value, "bound": r.bound,
-                "threshold": r.threshold, "baseline": r.baseline, "change_pct": r.change_pct,
-                "p_value": r.p_value, "more_samples": r.more_samples, "blocking": r.blocking})
+def _case(cell: Cell, r: RuleResult) -> str:
+    head = (f'    <testcase classname="{_s(f"edgefarm.gate.{cell.device}.{cell.artifact}")}" '
+            f'name="{_s(f"{r.rule} [{r.source}]")}" time="0">\n')
+    props = _props({"outcome": r.outcome, "metric": r.metric, "value": r.value, "bound": r.bound,
+                    "threshold": r.threshold, "baseline": r.baseline, "change_pct": r.change_pct,
+                    "p_value": r.p_value, "more_samples": r.more_samples, "blocking": r.blocking}, "      ")
     kind = r.error_kind or r.kind
+    why = _s(r.reason)
     if r.outcome == "fail":
-        ET.SubElement(tc, "failure", message=_s(r.reason), type=_s(kind)).text = _s(r.reason)
+        body = f'      <failure message="{why}" type="{_s(kind)}">{why}</failure>\n'
     elif r.outcome == "error":
-        ET.SubElement(tc, "error", message=_s(r.reason), type=_s(kind)).text = _s(cell.message or r.reason)
+        body = f'      <error message="{why}" type="{_s(kind)}">{_s(cell.message or r.reason)}</error>\n'
     elif r.outcome == "inconclusive" and r.blocking:
-        ET.SubElement(tc, "failure", message=_s(f"inconclusive: {r.reason}"), type="inconclusive")
+        body = f'      <failure message="inconclusive: {why}" type="inconclusive"/>\n'
     elif r.outcome in ("inconclusive", "skipped"):
-        ET.SubElement(tc, "skipped", message=_s(f"{r.outcome}: {r.reason}"))
+        body = f'      <skipped message="{_s(r.outcome)}: {why}"/>\n'
     else:
-        ET.SubElement(tc, "system-out").text = _s(r.reason)
+        body = f"      <system-out>{why}</system-out>\n"
+    return head + props + body + "    </testcase>\n"
 
 
 def to_junit(report: GateReport) -> str:
     """The report as JUnit XML (the dialect Jenkins, GitLab and GitHub test reporters read)."""
-    root = ET.Element("testsuites", name="edgefarm gate")
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    suites: list[str] = []
     for cell in report.cells:
-        suite = ET.SubElement(root, "testsuite", name=_s(f"{cell.device} x {cell.artifact}"),
-                              timestamp=_s(cell.provenance.get("started_at") or report.generated_at))
         prov = cell.provenance
-        _props(suite, {
+        props = _props({
             "device": cell.device, "device_class": cell.device_class, "artifact": cell.artifact,
             "artifact_sha256": prov.get("artifact_sha256"), "device_fingerprint": prov.get("device_fingerprint"),
             "harness_version": prov.get("harness_version") or report.harness_version,
             "gate_harness_version": report.harness_version, "run_id": prov.get("run_id"),
             "runtime": prov.get("runtime"), "status": cell.status, "outcome": cell.outcome,
             "tainted": cell.tainted or None, "policy": report.policy_source,
-        })
+        }, "    ")
         n = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+        cases = []
         for r in cell.rules:
-            _case(suite, cell, r)
+            cases.append(_case(cell, r))
             n["tests"] += 1
             if r.outcome == "fail" or (r.outcome == "inconclusive" and r.blocking):
                 n["failures"] += 1
@@ -78,9 +81,11 @@ def to_junit(report: GateReport) -> str:
             elif r.outcome in ("skipped", "inconclusive"):
                 n["skipped"] += 1
         for k, v in n.items():
-            suite.set(k, str(v))
             totals[k] += v
-    for k, v in totals.items():
-        root.set(k, str(v))
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+        counts = " ".join(f'{k}="{v}"' for k, v in n.items())
+        stamp = _s(prov.get("started_at") or report.generated_at)
+        suites.append(f'  <testsuite name="{_s(f"{cell.device} x {cell.artifact}")}" timestamp="{stamp}" {counts}>\n'
+                      + props + "".join(cases) + "  </testsuite>\n")
+    counts = " ".join(f'{k}="{v}"' for k, v in totals.items())
+    return ('<?xml version="1.0" encoding="utf-8"?>\n'
+            f'<testsuites name="edgefarm gate" {counts}>\n' + "".join(suites) + "</testsuites>\n")
