@@ -352,21 +352,17 @@ class SSHTransport:
         return parse_df(res.stdout) if res.exit_code == 0 else None
 
     def push(self, local_path: str, remote_path: str, *, progress: Callable[[int, int], None] | None = None) -> None:
+        """SFTP to a temporary name beside the target, then rename; nothing half-written under the final name.
+
+        Free space is not asked first (deploy does that with facts()); a failed write asks df to say why.
+        """
         size = os.path.getsize(local_path)
         parent = posixpath.dirname(remote_path) or "."
         sftp = self._sftp_client()
-        try:
-            self._mkdirs(sftp, parent)
-        except (paramiko.SSHException, EOFError, OSError) as e:
-            if not self._alive():
-                raise self._lost(f"while pushing {local_path}", None) from None
-            raise DeviceError(self.name, f"cannot create {parent}: {e}") from None
-        free = self.free_bytes(parent)
-        if free is not None and free < size:
-            raise self._no_space(local_path, remote_path, size, free)
         tmp = posixpath.join(parent, f".{posixpath.basename(remote_path)}.part-{uuid.uuid4().hex[:8]}")
         try:
-            sftp.put(local_path, tmp, callback=progress, confirm=True)
+            self._mkdirs(sftp, parent)
+            self._put(sftp, local_path, tmp, size, progress)
             sftp.posix_rename(tmp, remote_path)
         except (paramiko.SSHException, EOFError, OSError) as e:
             if not self._alive():
@@ -379,6 +375,27 @@ class SSHTransport:
             if free is not None and free < size:
                 raise self._no_space(local_path, remote_path, size, free) from None
             raise DeviceError(self.name, f"push of {local_path} to {remote_path} failed: {e}") from None
+
+    @staticmethod
+    def _put(sftp: paramiko.SFTPClient, local: str, remote: str, size: int,
+             progress: Callable[[int, int], None] | None) -> None:
+        # paramiko writes 32 KiB per request, which with its 29-byte header takes two SSH packets each.
+        # Requests that fill whole packets (eight: ~255 KiB, under OpenSSH's 256 KiB limit) halve the
+        # packets and cut the requests eightfold: most of the gap to scp on a CPU-bound link.
+        packet = sftp.sock.out_max_packet_size - 64  # what paramiko's channel puts in one packet
+        chunk = max(32768, min(8 * packet - 29, 255 * 1024))
+        done = 0
+        with open(local, "rb") as src, sftp.open(remote, "wb") as dst:
+            dst.MAX_REQUEST_SIZE = chunk
+            dst.set_pipelined(True)
+            while data := src.read(chunk):
+                dst.write(data)
+                done += len(data)
+                if progress is not None:
+                    progress(done, size)
+        got = sftp.stat(remote).st_size
+        if got != size:
+            raise OSError(f"size mismatch after transfer: {got} != {size}")
 
     def _no_space(self, local: str, remote: str, size: int, free: int) -> DeviceError:
         return DeviceError(self.name, f"no space left on device for {os.path.basename(local)} at {remote}: "
