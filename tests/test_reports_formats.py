@@ -108,3 +108,14 @@ def test_html_for_a_clean_run(tmp_path: Path) -> None:
     html = render(rep, "html")
     matrix = html.split('<table class="matrix">')[1].split("</table>")[0]
     assert '<header class="banner o-pass">' in html and "o-fail" not in matrix and "o-pass" in matrix
+
+
+def test_control_characters_from_a_device_keep_junit_well_formed() -> None:
+    from harness.gate.synthetic import make_record
+
+    rec = make_record(status="error", samples=None, device="dev\x1b[31mred", message="boom \x00\x07 \ufffe end")
+    rep = evaluate([rec], load_policy())
+    root = ET.fromstring(render(rep, "junit"))
+    err = next(root.iter("error"))
+    assert "boom" in (err.get("message") or "") and "\x00" not in (err.text or "")
+    json.loads(render(rep, "json"))

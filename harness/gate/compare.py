@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.gate.policy import StatsConfig
-from harness.gate.rules import Figure, SampleCache
+from harness.gate.rules import SampleCache
 from harness.gate.stats import mann_whitney
 from harness.metrics import METRICS
 from harness.records import Record
@@ -40,7 +40,7 @@ def compare(a: Sequence[Record], b: Sequence[Record], factor: float = 1.05,
             continue
         for metric in sorted((set(x.metrics) | set(y.metrics)) & set(METRICS)):
             d = METRICS[metric]
-            fa, fb = Figure(x, metric, cfg, cache), Figure(y, metric, cfg, cache)
+            fa, fb = cache.figure(x, metric, cfg), cache.figure(y, metric, cfg)
             if fa.value is None or fb.value is None or fa.value == 0:
                 rows.append(CompareRow(key[0], key[1], metric, d.unit, fa.value, fb.value, None, None, "x"))
                 continue

@@ -53,6 +53,14 @@ class SampleCache:
     def __init__(self) -> None:
         self._cache: dict[tuple[int, str], tuple[FloatArray | None, float]] = {}
         self._mw: dict[tuple[int, int, str], MannWhitney] = {}
+        self._fig: dict[tuple[int, str], Figure] = {}
+
+    def figure(self, rec: Record, metric: str, cfg: StatsConfig) -> Figure:
+        """A record's figure for a metric, shared by every rule on it (one StatsConfig per cache)."""
+        key = (id(rec), metric)
+        if key not in self._fig:
+            self._fig[key] = Figure(rec, metric, cfg, self)
+        return self._fig[key]
 
     def _load(self, rec: Record, series: str) -> tuple[FloatArray | None, float]:
         key = (id(rec), series)
@@ -129,7 +137,7 @@ def judge_budget(rec: Record, metric: str, limit: float, rule: str, source: str,
     if metric == "memory_headroom_pct" and rec.metrics.get(metric) is None and not rec.device.ram_mib:
         res.outcome, res.reason = "skipped", "device RAM unknown: memory headroom cannot be computed"
         return res
-    fig = Figure(rec, metric, cfg, cache)
+    fig = cache.figure(rec, metric, cfg)
     res.value, res.ci, res.n = fig.value, fig.ci, fig.n
     if fig.value is None:
         return _unmeasured(res, fig, cfg)
@@ -200,7 +208,7 @@ def judge_relative(rec: Record, base: Record | None, metric: str, max_worse_pct:
     if base.status != "ok":
         res.outcome, res.reason = "skipped", f"baseline run has status '{base.status}'"
         return res
-    fc, fb = Figure(rec, metric, cfg, cache), Figure(base, metric, cfg, cache)
+    fc, fb = cache.figure(rec, metric, cfg), cache.figure(base, metric, cfg)
     res.value, res.ci, res.n, res.baseline = fc.value, fc.ci, fc.n, fb.value
     if fc.value is None:
         return _unmeasured(res, fc, cfg)

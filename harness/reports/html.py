@@ -55,7 +55,7 @@ def _rules_table(cell: Cell) -> str:
     for r in sorted(cell.rules, key=lambda r: order[r.outcome]):
         fig, limit, base = _num(r)
         nb = "" if r.blocking or r.outcome in ("pass", "skipped") else ' <span class="nb">not blocking</span>'
-        p = "" if r.p_value is None else f"{r.p_value:.2g}"
+        p = "" if r.p_value is None else "< 1e-15" if r.p_value < 1e-15 else f"{r.p_value:.2g}"
         more = f"<br><span class=\"more\">~{r.more_samples} more samples</span>" if r.more_samples else ""
         rows.append(
             f'<tr class="o-{r.outcome}"><td><span class="badge o-{r.outcome}">{LABEL[r.outcome]}</span>{nb}</td>'
@@ -124,6 +124,24 @@ def _matrix(report: GateReport) -> str:
             f"<tbody>{''.join(rows)}</tbody></table></div>")
 
 
+def _worst(report: GateReport, limit: int = 30) -> str:
+    """The cells that did not pass, worst first, each a link to its detail: what a release manager reads first."""
+    rank = {"fail": 0, "error": 1, "inconclusive": 2}
+    bad = sorted((rank[c.outcome], i, c) for i, c in enumerate(report.cells) if c.outcome in rank)
+    if not bad:
+        return ""
+    items = []
+    for _, i, c in bad[:limit]:
+        first = next((r for r in c.rules if r.outcome == c.outcome), None)
+        why = f"{first.rule}: {first.reason}" if first else ""
+        items.append(f'<li><span class="badge o-{c.outcome}">{LABEL[c.outcome]}</span> '
+                     f'<a href="#c{i}" data-cell="{i}">{e(c.device)} × {e(c.artifact)}</a> '
+                     f'<span class="src">{e(why)}</span></li>')
+    more = f"<p class=\"src\">… and {len(bad) - limit} more in the matrix</p>" if len(bad) > limit else ""
+    return (f'<section class="worst"><h2>Did not pass ({len(bad)} of {len(report.cells)} cells)</h2>'
+            f"<ol>{''.join(items)}</ol>{more}</section>")
+
+
 def to_html(report: GateReport) -> str:
     """The report as one HTML file that opens offline."""
     digest = base64.b64encode(hashlib.sha256(JS.encode()).digest()).decode()
@@ -152,6 +170,7 @@ exit code {report.exit_code}</div>
 <div class="sub">edgefarm {e(report.harness_version)} · generated {e(report.generated_at)}</div></div></header>
 <main>
 <div class="counts">rules: {counts}</div>{notes}
+{_worst(report)}
 <div class="controls"><label><input type="checkbox" id="only-bad"> only cells that did not pass</label>
 <span class="hint">click a cell to open its rules, charts and provenance</span></div>
 {_matrix(report)}

@@ -30,7 +30,7 @@ text-align:left;font-weight:600;white-space:nowrap}
 .matrix td{padding:3px;border-bottom:1px solid #eef1f3}
 .cell a{display:block;min-width:112px;padding:6px 10px;border-radius:6px;text-decoration:none;font-weight:700;
 border:2px solid transparent}
-.cell a small{display:block;font-weight:400;font-size:11px;opacity:.85}
+.cell a small{display:block;font-weight:400;font-size:11px;opacity:.85;white-space:nowrap}
 .cell.o-fail a{background:var(--fail-bg);color:var(--fail);border-color:var(--fail)}
 .cell.o-pass a{background:var(--pass-bg);color:var(--pass)}
 .cell.o-inconclusive a{background:var(--inc-bg);color:var(--inc);border-color:var(--inc)}
@@ -60,12 +60,15 @@ table.rules{border-collapse:collapse;width:100%;font-size:13px}
 dl.prov{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;font-size:12.5px}
 dl.prov dt{color:var(--mute)}dl.prov dd{margin:0;font-family:ui-monospace,monospace;word-break:break-all}
 ul.kpis{margin:4px 0;padding-left:18px}
+.worst{margin:10px 0 14px;padding:8px 14px;background:#fff;border:1px solid var(--line)}
+.worst h2{font-size:14px;margin:2px 0 6px}.worst ol{margin:0;padding-left:22px}.worst li{margin:2px 0}
+.worst a{color:inherit}
 """
 
 JS = """
 (function(){
   var root=document.documentElement; root.classList.add('js');
-  var cells=document.querySelectorAll('.cell a[data-cell]');
+  var cells=document.querySelectorAll('a[data-cell]');
   function open(id, scroll){
     document.querySelectorAll('.detail.open').forEach(function(d){d.classList.remove('open');});
     document.querySelectorAll('.cell a.sel').forEach(function(a){a.classList.remove('sel');});
