@@ -6,10 +6,11 @@ import os
 import time
 from typing import Any
 
+import numpy as np
 import pytest
 
 from harness.energy import EnergyError, summarise
-from harness.energy.scpi import ScpiMeter
+from harness.energy.scpi import ScpiMeter, well_timed
 from harness.standins.ppk2_emulator import open_raw_pty
 from harness.standins.scpi_emulator import IDENTITY, ScpiEmulator
 
@@ -84,3 +85,12 @@ def test_silent_port_is_a_user_error() -> None:
         os.close(slave)
     with pytest.raises(EnergyError, match="cannot open serial port"):
         ScpiMeter("/dev/does-not-exist").start()
+
+
+def test_readings_with_slow_replies_are_left_out() -> None:
+    rtt = np.full(50, 0.0004)
+    rtt[[7, 30]] = [0.060, 0.004]  # a 60 ms stall; 4 ms is within 2/3 of a 10 ms poll period
+    keep, med, limit = well_timed(rtt, 100.0)
+    assert med == pytest.approx(0.0004) and limit == pytest.approx(0.0004 + 0.00667, rel=1e-3)
+    assert list(np.flatnonzero(~keep)) == [7]
+    assert well_timed(rtt[:5], 100.0)[0].all()  # too few readings to judge

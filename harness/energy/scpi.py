@@ -17,8 +17,26 @@ import time
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from harness.energy.base import Accuracy, EnergyError, Trace
+from harness.energy.base import Accuracy, EnergyError, FloatArray, Trace
+
+
+RTT_FACTOR = 4.0
+
+
+def well_timed(rtt: FloatArray, sample_hz: float) -> tuple[npt.NDArray[np.bool_], float, float]:
+    """Which readings to keep, the median reply time and the limit, from each reading's query-to-reply time.
+
+    A reading whose reply took far longer than usual (a stalled meter, port or host) has an uncertain time,
+    and across a load step it puts the wrong power at the wrong time: interpolating between well-timed
+    neighbours is better. Up to 2/3 of a poll period the uncertainty is no worse than the sampling's own.
+    """
+    if rtt.size < 10:
+        return np.ones(rtt.size, dtype=bool), float(np.median(rtt)) if rtt.size else 0.0, float("inf")
+    med = float(np.median(rtt))
+    limit = max(RTT_FACTOR * med, med + 2.0 / 3.0 / sample_hz)
+    return rtt <= limit, med, limit
 
 
 class ScpiMeter:
@@ -52,6 +70,7 @@ class ScpiMeter:
         self._stop = threading.Event()
         self._t: list[float] = []
         self._p: list[float] = []
+        self._rtt: list[float] = []  # query-to-reply time of each reading: the uncertainty of its time stamp
         self._bad: list[str] = []
         self._misses = 0
         self._error: BaseException | None = None
@@ -144,7 +163,7 @@ class ScpiMeter:
         self._thread = threading.Thread(target=self._poll, name=f"scpi-{self.port}", daemon=True)
         self._thread.start()
 
-    def _read_once(self) -> tuple[float, float] | None:
+    def _read_once(self) -> tuple[float, float, float] | None:
         t0 = time.monotonic()
         values: list[float] = []
         for q in self._queries:
@@ -161,7 +180,7 @@ class ScpiMeter:
                 return None
         t1 = time.monotonic()
         power = values[0] * values[1] if len(values) == 2 else values[0] * self._scale
-        return (t0 + t1) / 2.0, power
+        return (t0 + t1) / 2.0, power, t1 - t0
 
     def _poll(self) -> None:
         period = 1.0 / self.sample_hz
@@ -172,6 +191,7 @@ class ScpiMeter:
                 if sample is not None:
                     self._t.append(sample[0])
                     self._p.append(sample[1])
+                    self._rtt.append(sample[2])
                 next_t += period
                 delay = next_t - time.monotonic()
                 if delay > 0:
@@ -195,6 +215,15 @@ class ScpiMeter:
             warnings.append(f"SCPI meter did not answer {self._misses} queries")
         if self._bad:
             warnings.append(f"SCPI meter gave non-numeric replies: {'; '.join(self._bad)}")
-        info = self.describe() | {"samples": len(self._t)}
-        return Trace(self.source, self.accuracy, "power", np.asarray(self._t, dtype=np.float64),
-                     np.asarray(self._p, dtype=np.float64), self._t_start, t_stop, info=info, warnings=warnings)
+        t, p, rtt = (np.asarray(x, dtype=np.float64) for x in (self._t, self._p, self._rtt))
+        info = self.describe() | {"samples": int(t.size)}
+        keep, med, limit = well_timed(rtt, self.sample_hz)
+        slow = int(rtt.size - keep.sum())
+        t, p = t[keep], p[keep]
+        info |= {"samples": int(t.size), "left_out_slow_replies": slow}
+        if rtt.size:
+            info |= {"reply_ms_median": med * 1000, "reply_ms_max": float(rtt.max()) * 1000}
+        if slow > 0.1 * rtt.size:
+            warnings.append(f"SCPI: left out {slow} of {rtt.size} readings whose reply took over "
+                            f"{limit * 1000:.1f} ms (median {med * 1000:.1f} ms): the meter or host stalls")
+        return Trace(self.source, self.accuracy, "power", t, p, self._t_start, t_stop, info=info, warnings=warnings)
