@@ -14,11 +14,14 @@ from harness.commands import gate_cmds
 from harness.records import load_run
 
 RESULTS = Path(__file__).parent / "fixtures" / "results"
-PROFILES = Path(__file__).resolve().parents[1] / "device_profiles"
+POLICY = RESULTS / "policy.toml"
 
 
 def gate(*args: str) -> int:
-    return main(["gate", *args, "--profiles", str(PROFILES)])
+    if "--policy" not in args:
+        args = (*args, "--policy", str(POLICY))
+    # a directory holding no *.toml: no device profiles, so only the fixture policy's budgets apply
+    return main(["gate", *args, "--profiles", str(RESULTS / "baseline")])
 
 
 def test_register_adds_the_four_commands() -> None:

@@ -128,3 +128,12 @@ def test_unknown_device_or_artifact_is_an_error_when_gating(tmp_path: Path) -> N
     with pytest.raises(ConfigError) as ei:
         evaluate(_run(), p)
     assert ei.value.key == "relative[0].artifacts[0]" and "student-int8" in str(ei.value)
+
+
+def test_known_names_allow_gating_part_of_a_run(tmp_path: Path) -> None:
+    # the pytest plugin gates one record at a time: the session's other artifacts are still known names
+    p = load_policy(write(tmp_path, '[[budget]]\nmetric = "peak_rss_mib"\nmax = 9\nartifacts = ["student-mlp"]\n'))
+    with pytest.raises(ConfigError):
+        evaluate(_run(), p)
+    rep = evaluate(_run(), p, known_artifacts=["student-int8", "student-mlp"])
+    assert all(r.source != "policy budget[0]" for r in rep.cells[0].rules)

@@ -11,21 +11,20 @@ import jsonschema
 import pytest
 
 from harness.gate import GateReport, evaluate, load_policy
-from harness.profiles import load_all
 from harness.records import load_run
 from harness.reports import render
 from harness.reports.html import script_json
 from harness.reports.json_report import SCHEMA_PATH
 
 RESULTS = Path(__file__).parent / "fixtures" / "results"
-PROFILES = Path(__file__).resolve().parents[1] / "device_profiles"
+POLICY = RESULTS / "policy.toml"
 PAYLOADS = ("<script>document.title='pwned'</script>", "<img src=x onerror=")
 
 
 @pytest.fixture(scope="module")
 def mixed() -> GateReport:
-    return evaluate(load_run(RESULTS / "mixed"), load_policy(), baseline=load_run(RESULTS / "baseline"),
-                    profiles=load_all(PROFILES), run="mixed", baseline_run="baseline")
+    return evaluate(load_run(RESULTS / "mixed"), load_policy(POLICY), baseline=load_run(RESULTS / "baseline"),
+                    run="mixed", baseline_run="baseline")
 
 
 @pytest.fixture(scope="module")

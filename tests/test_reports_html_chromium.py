@@ -12,12 +12,11 @@ import numpy as np
 import pytest
 
 from harness.gate import GateReport, evaluate, load_policy
-from harness.profiles import load_all
 from harness.records import load_run
 from harness.reports import render
 
 RESULTS = Path(__file__).parent / "fixtures" / "results"
-PROFILES = Path(__file__).resolve().parents[1] / "device_profiles"
+POLICY = RESULTS / "policy.toml"
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
 
 pytestmark = pytest.mark.skipif(
@@ -41,8 +40,8 @@ def dump_dom(tmp_path: Path, html: str) -> str:
 
 
 def gate(run: str) -> GateReport:
-    return evaluate(load_run(RESULTS / run), load_policy(), baseline=load_run(RESULTS / "baseline"),
-                    profiles=load_all(PROFILES), run=run, baseline_run="baseline")
+    return evaluate(load_run(RESULTS / run), load_policy(POLICY), baseline=load_run(RESULTS / "baseline"),
+                    run=run, baseline_run="baseline")
 
 
 def test_the_probe_detects_a_script_that_runs(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ unless `inconclusive = "pass"`. Configuration and usage errors are ConfigError /
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -142,8 +142,15 @@ def evaluate(
     *,
     run: str = "",
     baseline_run: str | None = None,
+    known_devices: Iterable[str] = (),
+    known_artifacts: Iterable[str] = (),
 ) -> GateReport:
-    """Judge a run against a policy (default policy when None), a baseline run and the device profiles."""
+    """Judge a run against a policy (default policy when None), a baseline run and the device profiles.
+
+    A rule naming a device or artifact that is in none of the profiles, the run, the baseline or
+    known_devices / known_artifacts is a ConfigError. Pass the session's full lists there when gating a
+    part of a run (one record at a time, as the pytest plugin does).
+    """
     if not records:
         raise UserError(f"no result records to gate{' in ' + run if run else ''}")
     policy = policy or load_policy()
@@ -151,8 +158,8 @@ def evaluate(
     notes: list[str] = []
     cand = _latest(records, notes, "run")
     base = _latest(baseline, notes, "baseline") if baseline is not None else {}
-    policy.check_names(set(profiles) | {k[0] for k in cand} | {k[0] for k in base},
-                       {k[1] for k in cand} | {k[1] for k in base})
+    policy.check_names(set(profiles) | {k[0] for k in cand} | {k[0] for k in base} | set(known_devices),
+                       {k[1] for k in cand} | {k[1] for k in base} | set(known_artifacts))
     if baseline is None and policy.relative:
         notes.append("no baseline run given: relative rules were not judged")
     cache = SampleCache()

@@ -4,6 +4,35 @@ A rule that names an unknown metric, device, device class or artifact is a Confi
 and the key: a mistyped name must never silently disable a gate. Metric and device-class names are checked
 when the file is read; device and artifact names when the policy meets a run (`check_names`), since only
 then is it known which devices and artifacts exist.
+
+    schema = 1
+    inconclusive = "fail"      # interval straddles a budget, tainted run, too few samples: exit 1 (or "pass")
+    not_significant = "pass"   # past a relative threshold but not significant (asv's "~"): exit 0 (or "fail")
+    errors = "fail"            # device_lost / crashed / timeout / error: exit 1 (or "pass")
+    profile_budgets = true     # also judge each device profile's [budgets]
+
+    [stats]                    # confidence of intervals, Mann-Whitney alpha, bootstrap replicates, seed
+    confidence = 0.95
+    alpha = 0.002
+
+    [kpis]                     # inputs of the KPIs that need configuration
+    sla_latency_ms = 100.0
+    price_per_hour = 0.05
+    quality = { "student-int8" = 0.81 }
+
+    [[budget]]                 # absolute: max for lower-is-better metrics, min for higher-is-better ones
+    metric = "latency_ms_p95"  # judged on its confidence bound
+    max = 250.0
+    device_classes = ["phone"] # scope (all optional, all must match): devices, device_classes, artifacts
+
+    [[budget]]
+    metric = "memory_headroom_pct"  # % of the device's RAM left at peak
+    min = 40.0
+
+    [[relative]]               # against --baseline: fail when past the threshold AND significant
+    metric = "latency_ms_p95"
+    max_worse_pct = 5.0
+    artifacts = ["student-int8"]
 """
 
 from __future__ import annotations
