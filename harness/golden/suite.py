@@ -95,6 +95,7 @@ class Header:
     schema: str
     name: str = ""
     description: str = ""
+    min_pass_rate: float = 0.9  # the run fails below this share of passing items (and on any tier-1 failure)
     defaults: Defaults = field(default_factory=Defaults)
     teacher: Teacher | None = None
 
@@ -273,6 +274,8 @@ def parse_suite(path: Path, *, require_reference: bool = True) -> tuple[Suite, l
                 header = parse_dataclass(Path(where), obj, Header)
                 parse_dataclass(Path(where), header.defaults.criterion, Criterion, prefix="defaults.criterion")
                 parse_dataclass(Path(where), header.defaults.generation, Generation, prefix="defaults.generation")
+                if not 0.0 <= header.min_pass_rate <= 1.0:
+                    errs.append(ConfigError(where, "min_pass_rate", f"must be between 0 and 1, got {header.min_pass_rate}"))
                 if header.schema != SCHEMA:
                     errs.append(ConfigError(where, "schema", f"this edgefarm reads {SCHEMA!r}, got {header.schema!r}"))
                 first = False
@@ -304,7 +307,11 @@ def load_suite(path: Path, *, require_reference: bool = True) -> Suite:
 
 
 def write_suite(path: Path, header: Header, items: list[Item]) -> None:
-    """Write a suite: the header line, then one item per line (atomically, via a temporary file)."""
+    """Write a suite: the header line, then one item per line (atomically, via a temporary file).
+
+    Criterion and generation keys equal to the header's defaults are left out of the item lines.
+    """
+    gen_defaults = {**asdict(Generation()), **header.defaults.generation}
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         hd = asdict(header)
@@ -314,5 +321,11 @@ def write_suite(path: Path, header: Header, items: list[Item]) -> None:
             hd.pop("teacher", None)
         fh.write(json.dumps(hd, ensure_ascii=False) + "\n")
         for it in items:
-            fh.write(json.dumps(it.to_dict(), ensure_ascii=False, allow_nan=False) + "\n")
+            d = it.to_dict()
+            for key, defaults in (("criterion", header.defaults.criterion), ("generation", gen_defaults)):
+                if key in d:
+                    d[key] = {k: v for k, v in d[key].items() if defaults.get(k, object()) != v}
+                    if not d[key]:
+                        del d[key]
+            fh.write(json.dumps(d, ensure_ascii=False, allow_nan=False) + "\n")
     tmp.replace(path)
