@@ -90,3 +90,15 @@ def test_summary_without_measure_phase_or_baseline() -> None:
     energy, metrics = summarise(tr, [{"name": "measure", "t_start": 1.0, "t_end": 2.0}], n_inferences=4,
                                 idle_window=(0.2, 0.8))
     assert any("no more than the idle baseline" in w for w in energy["warnings"])
+
+
+def test_empty_trace_gives_no_figures_and_says_why() -> None:
+    empty = np.zeros(0)
+    tr = Trace("ppk2", "calibrated", "power", empty, empty, 0.0, 5.0, peak=empty,
+               warnings=["PPK2 on /dev/x: no samples arrived after AVERAGE_START"])
+    energy, metrics = summarise(tr, [{"name": "measure", "t_start": 1.0, "t_end": 2.0}], n_inferences=4,
+                                idle_window=(0.1, 0.9))
+    assert metrics["energy_j_per_inference"].value is None and metrics["power_w_peak"].value is None
+    assert energy["measured"]["energy_j_net"] is None
+    assert any("no samples arrived" in w for w in energy["warnings"])
+    json.dumps(energy, allow_nan=False)

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from harness.energy.base import Accuracy, EnergyError, FloatArray, Trace
+from harness.energy.base import Accuracy, EnergyError, FloatArray, Trace, empty
 from harness.energy.ppk2_protocol import (
     AVERAGE_START,
     AVERAGE_STOP,
@@ -243,13 +243,15 @@ class Ppk2Meter:
         if stream.lost:
             warnings.append(f"PPK2 lost {stream.lost} samples ({stream.lost / SAMPLE_RATE_HZ * 1000:.1f} ms), "
                             f"detected from the sample counter")
-        if not stream.bins_n:
-            raise EnergyError(f"PPK2 on {self.port}: no samples arrived after AVERAGE_START")
+        info = self.describe() | {"samples": stream.decoded, "lost_samples": stream.lost}
+        if not stream.bins_n:  # the run itself may be fine: an empty trace gives no energy figures, and says why
+            warnings.append(f"PPK2 on {self.port}: no samples arrived after AVERAGE_START")
+            return Trace(self.source, self.accuracy, "power", empty(), empty(), self._t_start, t_stop,
+                         peak=empty(), info=info, warnings=warnings)
         sums, maxs = np.concatenate(stream.bins_sum), np.concatenate(stream.bins_max)
         idx, counts = np.concatenate(stream.bins_idx), np.concatenate(stream.bins_n)
         t0 = self._anchor(stream)
         t = t0 + (idx + 0.5) / SAMPLE_RATE_HZ
-        info = self.describe() | {"samples": stream.decoded, "lost_samples": stream.lost}
         return Trace(self.source, self.accuracy, "power", t, sums / counts, self._t_start, t_stop,
                      peak=maxs, info=info, warnings=warnings)
 
