@@ -147,7 +147,12 @@ class DeviceSession:
         meter = energy.open_source(self.profile, self.transport)
         idle: tuple[float, float] | None = None
         if meter is not None:
-            meter.start()  # an unusable meter is an EnergyError (a UserError): said once, not a crash
+            try:
+                meter.start()
+            except energy.EnergyError as e:  # measure anyway; the record says why it has no energy
+                rec.energy = {"source": self.profile.energy.kind, "error": str(e)}
+                meter = None
+        if meter is not None:
             t0 = time.monotonic()
             time.sleep(self.profile.energy.idle_baseline_s)
             idle = (t0, time.monotonic())
