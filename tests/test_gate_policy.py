@@ -137,3 +137,9 @@ def test_known_names_allow_gating_part_of_a_run(tmp_path: Path) -> None:
         evaluate(_run(), p)
     rep = evaluate(_run(), p, known_artifacts=["student-int8", "student-mlp"])
     assert all(r.source != "policy budget[0]" for r in rep.cells[0].rules)
+
+
+def test_non_finite_numbers_are_refused(tmp_path: Path) -> None:
+    assert error(tmp_path, '[[budget]]\nmetric = "peak_rss_mib"\nmax = inf\n').key == "budget[0].max"
+    assert error(tmp_path, '[[relative]]\nmetric = "peak_rss_mib"\nmax_worse_pct = nan\n').key == \
+        "relative[0].max_worse_pct"

@@ -277,3 +277,13 @@ def test_evaluation_is_deterministic() -> None:
     a = evaluate(run("candidate_same"), load_policy(), baseline=run("baseline"))
     b = evaluate(run("candidate_same"), load_policy(), baseline=run("baseline"))
     assert [c.to_dict()["rules"] for c in a.cells] == [c.to_dict()["rules"] for c in b.cells]
+
+
+def test_a_nan_in_a_record_is_inconclusive_not_a_crash(tmp_path: Path) -> None:
+    rec = make_record(samples=None, peak_rss_mib=float("nan"))
+    rep = evaluate([rec], policy(tmp_path, '[[budget]]\nmetric = "peak_rss_mib"\nmax = 100\n'))
+    r = rep.cells[0].rules[0]
+    assert r.outcome == "inconclusive" and "not a finite number" in r.reason
+    from harness.reports import render
+    for fmt in ("json", "junit", "md", "html"):
+        render(rep, fmt)  # type: ignore[arg-type]

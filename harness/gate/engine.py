@@ -10,12 +10,13 @@ unless `inconclusive = "pass"`. Configuration and usage errors are ConfigError /
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from harness.errors import UserError
+from harness.errors import ConfigError, UserError
 from harness.gate import kpis
 from harness.gate.model import Cell, GateReport, Outcome, RuleResult, Verdict, worst
 from harness.gate.policy import Policy, load_policy
@@ -53,6 +54,8 @@ def _budgets(rec: Record, policy: Policy, profiles: Mapping[str, Profile]) -> li
     prof = profiles.get(dev)
     if policy.profile_budgets and prof is not None:
         for metric, limit in prof.budgets.items():
+            if not math.isfinite(limit):
+                raise ConfigError(prof.source or dev, f"budgets.{metric}", f"expected a finite number, got {limit}")
             out.append((metric, limit, _budget_id(metric, limit), f"profile {dev}"))
     return out
 

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from harness.gate.policy import KpiConfig
@@ -56,4 +58,4 @@ def compute(rec: Record, cfg: KpiConfig, cache: SampleCache) -> list[Kpi]:
             cost = cfg.price_per_hour * per_req_s * 1000.0 / 3600.0
             out.append(Kpi("cost_per_1k_requests", cost, cfg.currency,
                            f"{cfg.price_per_hour:g} {cfg.currency}/h x {per_req_s * 1000:.3g} s per 1k"))
-    return out
+    return [k for k in out if math.isfinite(k.value)]  # a NaN input makes no KPI, not a NaN KPI

@@ -36,6 +36,8 @@ def _num(x: float | None) -> float | str | None:
     """JSON has no infinity: an unbounded interval side is written as the string "inf" / "-inf"."""
     if x is None or math.isfinite(x):
         return x
+    if math.isnan(x):
+        return None
     return "inf" if x > 0 else "-inf"
 
 

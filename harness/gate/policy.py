@@ -37,6 +37,7 @@ then is it known which devices and artifacts exist.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,6 +150,10 @@ def _validate(path: Path, p: Policy) -> None:
     for i, b in enumerate(p.budget):
         key = f"budget[{i}]"
         _check_metric(path, f"{key}.metric", b.metric)
+        for name in ("max", "min"):
+            v = getattr(b, name)
+            if v is not None and not math.isfinite(v):
+                raise ConfigError(path, f"{key}.{name}", f"expected a finite number, got {v}")
         better = METRICS[b.metric].better
         if (b.max is None) == (b.min is None):
             raise ConfigError(path, key, "give exactly one of 'max' or 'min'")
@@ -158,12 +163,15 @@ def _validate(path: Path, p: Policy) -> None:
             raise ConfigError(path, f"{key}.max", f"'{b.metric}' is higher-is-better: give 'min'")
     for i, r in enumerate(p.relative):
         _check_metric(path, f"relative[{i}].metric", r.metric)
-        if r.max_worse_pct < 0:
+        if not math.isfinite(r.max_worse_pct) or r.max_worse_pct < 0:
             raise ConfigError(path, f"relative[{i}].max_worse_pct", "must not be negative")
     for name in ("sla_latency_ms", "price_per_hour"):
         v = getattr(p.kpis, name)
-        if v is not None and v <= 0:
-            raise ConfigError(path, f"kpis.{name}", "must be positive")
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise ConfigError(path, f"kpis.{name}", "must be a positive finite number")
+    for art, q in p.kpis.quality.items():
+        if not math.isfinite(q):
+            raise ConfigError(path, f"kpis.quality.{art}", "must be a finite number")
 
 
 def load_policy(path: Path | None = None) -> Policy:

@@ -101,6 +101,10 @@ class Figure:
         self.note = m.note if m else None
         self.value: float | None = m.value if m else None
         self.ci: tuple[float, float] | None = m.ci if m else None
+        if self.value is not None and not math.isfinite(self.value):  # NaN / inf in a hand-made record
+            self.value, self.ci, self.note = None, None, f"recorded value {self.value} is not a finite number"
+        if self.ci is not None and not all(math.isfinite(v) for v in self.ci):
+            self.ci = None
         self.n: int | None = m.n if m else None
         have = self.samples is not None and len(self.samples) > 0
         if self.est is not None and have:
