@@ -287,3 +287,16 @@ def test_a_nan_in_a_record_is_inconclusive_not_a_crash(tmp_path: Path) -> None:
     from harness.reports import render
     for fmt in ("json", "junit", "md", "html"):
         render(rep, fmt)  # type: ignore[arg-type]
+
+
+def test_aa_replicates_do_not_flap_and_a_slowdown_is_caught() -> None:
+    # a small, seeded version of benchmarks/gate_aa.py: a statistical regression test of the default policy
+    rng = np.random.default_rng(2026)
+    pol = load_policy()
+    for _ in range(25):
+        n, sigma, med = int(rng.integers(300, 1200)), float(rng.uniform(0.03, 0.15)), float(rng.uniform(5, 200))
+        base = [make_record(samples=latency_samples(rng, n, med, sigma, 0.01, 5.0))]
+        same = [make_record(run_id="c", samples=latency_samples(rng, n, med, sigma, 0.01, 5.0))]
+        slow = [make_record(run_id="c", samples=latency_samples(rng, n, med * 1.15, sigma, 0.01, 5.0))]
+        assert evaluate(same, pol, baseline=base).exit_code == 0
+        assert evaluate(slow, pol, baseline=base).verdict == "fail"
