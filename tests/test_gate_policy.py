@@ -143,3 +143,13 @@ def test_non_finite_numbers_are_refused(tmp_path: Path) -> None:
     assert error(tmp_path, '[[budget]]\nmetric = "peak_rss_mib"\nmax = inf\n').key == "budget[0].max"
     assert error(tmp_path, '[[relative]]\nmetric = "peak_rss_mib"\nmax_worse_pct = nan\n').key == \
         "relative[0].max_worse_pct"
+
+
+def test_declared_artifacts_catch_typos_at_load_and_let_a_shard_gate(tmp_path: Path) -> None:
+    e = error(tmp_path, 'artifacts = ["student-int8", "student-llm"]\n'
+                        '[[budget]]\nmetric = "peak_rss_mib"\nmax = 9\nartifacts = ["student-lm"]\n')
+    assert e.key == "budget[0].artifacts[0]" and "student-llm" in str(e)
+    p = load_policy(write(tmp_path, 'artifacts = ["student-int8", "student-llm"]\n'
+                                    '[[budget]]\nmetric = "ttft_ms"\nmax = 9\nartifacts = ["student-llm"]\n'))
+    rep = evaluate(_run(), p)  # this shard did not run student-llm: fine, and said
+    assert any("budget[0]" in n and "none of which is in this run" in n for n in rep.notes)

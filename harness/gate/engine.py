@@ -19,7 +19,7 @@ import numpy as np
 from harness.errors import ConfigError, UserError
 from harness.gate import kpis
 from harness.gate.model import Cell, GateReport, Outcome, RuleResult, Verdict, worst
-from harness.gate.policy import Policy, load_policy
+from harness.gate.policy import BudgetRule, Policy, RelativeRule, load_policy
 from harness.gate.rules import MEMORY_METRICS, SampleCache, judge_budget, judge_oom, judge_relative
 from harness.metrics import METRICS
 from harness.profiles import Profile
@@ -165,6 +165,14 @@ def evaluate(
                        {k[1] for k in cand} | {k[1] for k in base} | set(known_artifacts))
     if baseline is None and policy.relative:
         notes.append("no baseline run given: relative rules were not judged")
+    in_run = {k[1] for k in cand}
+    scoped: list[tuple[str, BudgetRule | RelativeRule]] = [
+        *((f"budget[{i}]", b) for i, b in enumerate(policy.budget)),
+        *((f"relative[{i}]", r) for i, r in enumerate(policy.relative))]
+    for where, rl in scoped:
+        if rl.artifacts and not in_run.intersection(rl.artifacts):
+            notes.append(f"policy {where} ({rl.metric}) is about {', '.join(rl.artifacts)}, "
+                         "none of which is in this run")
     cache = SampleCache()
     cells: list[Cell] = []
     for key in sorted(cand):

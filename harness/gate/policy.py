@@ -2,14 +2,16 @@
 
 A rule that names an unknown metric, device, device class or artifact is a ConfigError naming the file
 and the key: a mistyped name must never silently disable a gate. Metric and device-class names are checked
-when the file is read; device and artifact names when the policy meets a run (`check_names`), since only
-then is it known which devices and artifacts exist.
+when the file is read; device names when the policy meets the profiles and the run (`check_names`).
+Artifact names are checked when the file is read if the policy declares its `artifacts` (then a farm shard
+that runs only some of them still gates); otherwise against the artifacts of the run and the baseline.
 
     schema = 1
     inconclusive = "fail"      # interval straddles a budget, tainted run, too few samples: exit 1 (or "pass")
     not_significant = "pass"   # past a relative threshold but not significant (asv's "~"): exit 0 (or "fail")
     errors = "fail"            # device_lost / crashed / timeout / error: exit 1 (or "pass")
     profile_budgets = true     # also judge each device profile's [budgets]
+    artifacts = ["student-int8", "student-fp16"]  # optional: the artifact names rules may use
 
     [stats]                    # confidence of intervals, Mann-Whitney alpha, bootstrap replicates, seed
     confidence = 0.95
@@ -112,6 +114,7 @@ class Policy:
     not_significant: Decision = "pass"  # relative change past its threshold but not significant (asv: not a fail)
     errors: Decision = "fail"  # what a lost device / crash / timeout does to the exit code
     profile_budgets: bool = True  # also apply each device profile's [budgets]
+    artifacts: list[str] = field(default_factory=list)  # declared artifact names (checked at load time)
     stats: StatsConfig = field(default_factory=StatsConfig)
     kpis: KpiConfig = field(default_factory=KpiConfig)
     budget: list[BudgetRule] = field(default_factory=list)
@@ -120,7 +123,7 @@ class Policy:
 
     def check_names(self, devices: Iterable[str], artifacts: Iterable[str]) -> None:
         """Every device and artifact a rule names must exist (in the profiles or in the runs)."""
-        known_dev, known_art = set(devices), set(artifacts)
+        known_dev, known_art = set(devices), set(artifacts) | set(self.artifacts)
         for table, rules in (("budget", self.budget), ("relative", self.relative)):
             for i, r in enumerate(rules):
                 for j, d in enumerate(r.devices):
@@ -161,6 +164,18 @@ def _validate(path: Path, p: Policy) -> None:
             raise ConfigError(path, f"{key}.min", f"'{b.metric}' is lower-is-better: give 'max'")
         if better == "higher" and b.max is not None:
             raise ConfigError(path, f"{key}.max", f"'{b.metric}' is higher-is-better: give 'min'")
+    if p.artifacts:
+        declared = set(p.artifacts)
+        for table, rules in (("budget", p.budget), ("relative", p.relative)):
+            for i, rule in enumerate(rules):
+                for j, a in enumerate(rule.artifacts):
+                    if a not in declared:
+                        raise ConfigError(path, f"{table}[{i}].artifacts[{j}]", f"unknown artifact '{a}'",
+                                          hint=f"declared in 'artifacts': {', '.join(sorted(declared))}")
+        for a in p.kpis.quality:
+            if a not in declared:
+                raise ConfigError(path, f"kpis.quality.{a}", f"unknown artifact '{a}'",
+                                  hint=f"declared in 'artifacts': {', '.join(sorted(declared))}")
     for i, r in enumerate(p.relative):
         _check_metric(path, f"relative[{i}].metric", r.metric)
         if not math.isfinite(r.max_worse_pct) or r.max_worse_pct < 0:
