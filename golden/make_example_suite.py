@@ -3,6 +3,7 @@
     python golden/make_example_suite.py                      # prompts + references from the default teacher
     python golden/make_example_suite.py --teacher ART        # references from another artifact or module:function
     python golden/make_example_suite.py --no-record          # prompts only (record later: edgefarm golden record)
+    python golden/make_example_suite.py --tensor             # also example_{onnx,tflite}_tiny.jsonl (tier 1)
 
 Every prompt is written below (no download); noisy variants are derived from the clean sentences with a fixed
 random seed, so the file is reproducible. The default teacher is the tiny llama sample from harness.samples
@@ -23,7 +24,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from harness.golden.record import record_references  # noqa: E402
-from harness.golden.suite import SCHEMA, Criterion, Generation, Header, Defaults, Item, write_suite  # noqa: E402
+from harness.golden.suite import (  # noqa: E402
+    SCHEMA, Criterion, Defaults, Generation, Header, Item, Tensor, write_suite,
+)
 
 # Clean, complete prompts: questions and instructions a small assistant model gets.
 CLEAN = [
@@ -290,12 +293,61 @@ HEADER = Header(
 )
 
 
+def tensor_items(kind: str) -> list[Item]:
+    """Tier-1 items for the tiny ONNX transformer (input_ids -> logits) or TFLite MLP (features -> probs)."""
+    items: list[Item] = []
+
+    def add(name: str, tags: tuple[str, ...], **spec: object) -> None:
+        inp = "input_ids" if kind == "onnx" else "features"
+        crit = Criterion(atol=1e-4, rtol=1e-3) if kind == "onnx" else Criterion(atol=1e-5, rtol=1e-4)
+        items.append(Item(id=f"{kind}-{name}", line=0, criterion=crit, generation=Generation(), tags=tags,
+                          input={inp: Tensor(**spec)}))  # type: ignore[arg-type]
+
+    if kind == "onnx":
+        for seq in (1, 2, 4, 8):
+            add(f"seq{seq}", ("random",), dtype="int64", shape=[1, seq], seed=seq, high=512)
+        add("batch2", ("batch",), dtype="int64", shape=[2, 4], seed=11, high=512)
+        add("all-zero-ids", ("edge",), dtype="int64", shape=[1, 4], values=[0.0] * 4)
+        add("max-id", ("edge",), dtype="int64", shape=[1, 4], values=[511.0] * 4)
+        add("repeated-token", ("edge",), dtype="int64", shape=[1, 6], values=[7.0] * 6)
+        return items
+    for seed in range(12):
+        add(f"normal{seed}", ("random",), dtype="float32", shape=[1, 64], seed=seed)
+    add("zeros", ("edge",), dtype="float32", shape=[1, 64], values=[0.0] * 64)
+    add("ones", ("edge",), dtype="float32", shape=[1, 64], values=[1.0] * 64)
+    add("large", ("edge", "large"), dtype="float32", shape=[1, 64], values=[100.0 * (-1) ** i for i in range(64)])
+    add("tiny", ("edge",), dtype="float32", shape=[1, 64], values=[1e-6 * i for i in range(64)])
+    add("negative", ("edge",), dtype="float32", shape=[1, 64], values=[-0.5] * 64)
+    add("one-hot", ("edge",), dtype="float32", shape=[1, 64], values=[1.0] + [0.0] * 63)
+    return items
+
+
+def write_tensor_suites() -> None:
+    """example_onnx_tiny.jsonl and example_tflite_tiny.jsonl, recorded from the tiny samples (seed 0)."""
+    from harness.samples import ONNX_NAME, TFLITE_NAME, write_samples
+
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx, tflite, _ = write_samples(Path(tmp), "tiny", seed=0)
+        for kind, art, name in (("onnx", onnx, ONNX_NAME), ("tflite", tflite, TFLITE_NAME)):
+            out = HERE / f"example_{kind}_tiny.jsonl"
+            header = Header(schema=SCHEMA, name=f"edgefarm-example-{kind}-tiny", min_pass_rate=1.0,
+                            description=f"Tier-1 example for the tiny {kind} sample: shapes, dtypes, finite, "
+                                        "deterministic, within atol/rtol of the teacher's outputs.")
+            write_suite(out, header, tensor_items(kind))
+            rec = record_references(out, art, ref=f"harness.samples tiny {name}, seed 0",
+                                    note="seeded random weights; edgefarm samples DIR --size tiny writes it")
+            print(f"wrote {rec.recorded} tensor items to {out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-o", "--out", type=Path, default=HERE / "example.jsonl")
     ap.add_argument("--teacher", help="artifact path or module:function (default: the tiny llama sample, seed 0)")
     ap.add_argument("--no-record", action="store_true", help="write the prompts only")
+    ap.add_argument("--tensor", action="store_true", help="also write the tensor (tier 1) example suites")
     args = ap.parse_args(argv)
+    if args.tensor:
+        write_tensor_suites()
     items = build_items()
     write_suite(args.out, HEADER, items)
     if args.no_record:

@@ -175,3 +175,13 @@ def test_unit_tier_catches_nan_shape_and_dtype(art: dict[str, Path], tmp_path: P
     assert pos.outcome == "fail" and "finite: probs: 10 NaN/inf" in pos.reason
     assert neg.outcome == "fail" and "shape: probs: shape [1, 9], reference [1, 10]" in neg.reason
     assert r.outcome == "fail" and "unit correctness" in r.reason
+
+
+@pytest.mark.parametrize("kind", ["onnx", "tflite"])
+def test_example_tensor_suites_pass_on_the_tiny_samples(art: dict[str, Path], kind: str) -> None:
+    suite = ROOT / "golden" / f"example_{kind}_tiny.jsonl"
+    r = run_golden(suite, art[kind], determinism_items=None)
+    assert r.outcome == "pass", r.markdown()
+    assert r.behaviour_stability == 1.0
+    if kind == "onnx":
+        assert run_golden(suite, art["onnx_other"]).outcome == "fail"

@@ -66,9 +66,16 @@ class Tensor:
 
     @classmethod
     def of(cls, a: npt.NDArray[Any]) -> Tensor:
-        """Record an array exactly (float32 values survive the JSON round trip: repr is shortest-exact)."""
+        """Record an array exactly: each value as the shortest decimal that reads back to the same value in
+        the array's own dtype (numpy's repr of a float32 scalar), so float32 needs ~9 digits, not 17."""
         flat = a.ravel()
-        vals: list[float | bool] = [bool(v) for v in flat] if a.dtype == np.bool_ else [float(v) for v in flat]
+        vals: list[float | bool]
+        if a.dtype == np.bool_:
+            vals = [bool(v) for v in flat]
+        elif np.issubdtype(a.dtype, np.floating):
+            vals = [float(str(v)) for v in flat]
+        else:
+            vals = [float(v) for v in flat]
         return cls(dtype=str(a.dtype), shape=[int(s) for s in a.shape], values=vals)
 
 
