@@ -7,6 +7,7 @@ large farm stays under GitHub's 65,536-character comment limit.
 from __future__ import annotations
 
 import html
+from collections import Counter
 
 from harness.gate.model import Cell, GateReport, RuleResult
 from harness.gate.rules import fmt
@@ -59,6 +60,13 @@ def to_markdown(report: GateReport) -> str:
                 c = cells.get((d, a))
                 row.append("" if c is None else ICON[c.outcome])
             lines.append(f"| {esc(a)} | " + " | ".join(row) + " |")
+        lines.append("")
+    else:  # too wide for a matrix: outcomes counted per artifact
+        order = ("fail", "error", "inconclusive", "pass", "skipped")
+        lines += ["| artifact | " + " | ".join(ICON[o] for o in order) + " |", "|---|" + "---|" * len(order)]
+        tally = Counter((c.artifact, c.outcome) for c in report.cells)
+        for a in artifacts:
+            lines.append(f"| {esc(a)} | " + " | ".join(str(tally[(a, o)]) for o in order) + " |")
         lines.append("")
     rank = {"fail": 0, "error": 1, "inconclusive": 2}
     bad = [(c, r) for c in report.cells for r in c.rules if r.outcome in rank]
