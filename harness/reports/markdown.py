@@ -64,7 +64,7 @@ def to_markdown(report: GateReport) -> str:
     else:  # too wide for a matrix: outcomes counted per artifact
         order = ("fail", "error", "inconclusive", "pass", "skipped")
         lines += ["| artifact | " + " | ".join(ICON[o] for o in order) + " |", "|---|" + "---|" * len(order)]
-        tally = Counter((c.artifact, c.outcome) for c in report.cells)
+        tally: Counter[tuple[str, str]] = Counter((c.artifact, str(c.outcome)) for c in report.cells)
         for a in artifacts:
             lines.append(f"| {esc(a)} | " + " | ".join(str(tally[(a, o)]) for o in order) + " |")
         lines.append("")
