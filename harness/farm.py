@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.devicecheck import blockers
 from harness.errors import DeviceError, DeviceLost
 from harness.locks import device_lock
 from harness.profiles import Profile
@@ -96,9 +97,13 @@ def _run_device(profile: Profile, artifacts: list[ArtifactInfo], run_id: str, ov
         return
     try:
         lost: str | None = None
+        blocked = blockers(profile, session.fingerprint, artifacts)
         for a in artifacts:
             if lost is not None:
                 record(failed_record(profile, a, run_id, "device_lost", f"not run: device lost earlier ({lost})"))
+                continue
+            if a.name in blocked:
+                record(failed_record(profile, a, run_id, "error", blocked[a.name]))
                 continue
             rec = session.run_artifact(a, run_id, overrides, on_event)
             record(rec)
