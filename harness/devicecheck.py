@@ -147,6 +147,22 @@ def preflight(
     return out
 
 
+def blockers(profile: Profile, probe: dict[str, Any], artifacts: Sequence[ArtifactInfo]) -> dict[str, str]:
+    """Before a run, from the agent's probe: artifact name -> why it cannot run here (its runtime is missing).
+
+    Storage is deploy's check (only what must be sent counts); RAM is not a blocker, since an `oom`
+    outcome is itself a result worth recording.
+    """
+    runtimes = {k for k, v in (probe.get("runtimes") or {}).items() if v}
+    out: dict[str, str] = {}
+    for a in artifacts:
+        keys, package = RUNTIME_FOR_FORMAT.get(a.format, ((), ""))
+        if keys and not runtimes.intersection(keys):
+            out[a.name] = (f"device '{profile.name}' has no {' or '.join(keys)} for this {a.format} artifact "
+                           f"(fix: {install_hint(profile, package)})")
+    return out
+
+
 def _probe(transport: Transport, facts: DeviceFacts) -> dict[str, Any]:
     python = facts.python or "python3"
     workdir = facts.workdir or "/tmp/edgefarm"

@@ -180,3 +180,20 @@ def _cmdline(p: Path) -> str:
         return (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").split(" ", 1)[-1]
     except OSError:
         return ""
+
+
+def test_missing_runtime_is_reported_with_the_fix_before_running(board_factory: BoardFactory, samples: list[Path],
+                                                                 tmp_path: Path) -> None:
+    bare_python = Path("/usr/bin/python3")  # Debian's own: standard library only, no runtimes
+    if not bare_python.exists() or bare_python.resolve() == Path(sys.executable).resolve():
+        pytest.skip("no bare system python3 to stand for a fresh board")
+    b = board_factory()
+    d = tmp_path / "profiles"
+    ssh_profile(d, "fresh-board", b)
+    text = (d / "fresh-board.toml").read_text().replace(f'python = "{sys.executable}"', f'python = "{bare_python}"')
+    (d / "fresh-board.toml").write_text(text)
+    res = run_farm([load_profile(d / "fresh-board.toml")], [inspect(p) for p in samples], tmp_path / "run",
+                   RunOverrides())
+    by = {r.artifact.format: r for r in res.records}
+    assert by["onnx"].status == "error" and "pip install onnxruntime" in (by["onnx"].message or "")
+    assert by["tflite"].status == "error" and "ai-edge-litert" in (by["tflite"].message or "")
