@@ -84,14 +84,15 @@ def test_farm_run_in_parallel_then_rerun_sends_nothing(farm: Path, samples: list
     assert all(r["provenance"]["push"]["skipped"] for r in _records(tmp_path / "run2"))
 
 
-def test_devices_command_lists_reachability(farm: Path, tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_devices_command_lists_reachability(farm: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
     d = tmp_path / "profiles"
     for p in farm.glob("*.toml"):
         (d / p.name).parent.mkdir(exist_ok=True)
         (d / p.name).write_text(p.read_text())
     write_profile(d, "gone", "board", {"kind": "ssh", "host": "127.0.0.1", "port": 1, "connect_timeout_s": 2.0})
-    assert cli.main(["devices", "--profiles", str(d)]) == 0
+    monkeypatch.setenv("EDGEFARM_PROFILES", str(d))  # how a user points edgefarm at another profile set
+    assert cli.main(["devices"]) == 0
     lines = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines() if ln.strip()}
     for name in ("laptop", "rpi-a", "rpi-b", "pixel"):
         assert " reachable " in lines[name], lines[name]
