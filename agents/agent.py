@@ -11,7 +11,6 @@ gives a result with status `crashed`/`oom`/`timeout` instead of a dead agent.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import mmap
@@ -22,7 +21,6 @@ import signal
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -560,20 +558,43 @@ def _cpu_model() -> Optional[str]:
     return platform.processor() or None
 
 
-def runtime_versions() -> Dict[str, str]:
-    """Installed runtime distributions, read from package metadata (nothing is imported)."""
+def _norm_dist(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def dist_versions(names: Sequence[str]) -> Dict[str, str]:
+    """Versions of installed distributions from their *.dist-info / *.egg-info names on sys.path.
+
+    importlib.metadata would cost the agent ~5 MiB of RSS; a directory listing costs nothing.
+    """
+    want = {_norm_dist(n): n for n in names}
     out: Dict[str, str] = {}
-    try:
-        from importlib import metadata
-    except ImportError:  # pragma: no cover - Python < 3.8
-        return out
-    for dist in ("onnxruntime", "onnxruntime-gpu", "ai-edge-litert", "tflite-runtime", "llama-cpp-python",
-                 "numpy"):
+    for d in sys.path:
         try:
-            out[dist] = metadata.version(dist)
-        except Exception:
-            pass
+            entries = os.listdir(d or ".")
+        except OSError:
+            continue
+        for e in entries:
+            if not (e.endswith(".dist-info") or e.endswith(".egg-info")):
+                continue
+            name, _, ver = e.rsplit(".", 1)[0].partition("-")
+            key = _norm_dist(name)
+            if key in want and want[key] not in out and ver:
+                out[want[key]] = ver.split("-")[0]
     return out
+
+
+def runtime_versions() -> Dict[str, str]:
+    """Installed runtime distributions (nothing is imported)."""
+    return dist_versions(("onnxruntime", "onnxruntime-gpu", "ai-edge-litert", "tflite-runtime",
+                          "llama-cpp-python", "numpy"))
+
+
+def _cpus() -> List[int]:
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return list(range(os.cpu_count() or 1))
 
 
 def cpufreq() -> Dict[str, Json]:
@@ -666,7 +687,7 @@ def fingerprint() -> Json:
     put("hostname", platform.node)
     put("cpu_model", _cpu_model)
     put("cpu_count", os.cpu_count)
-    put("cpu_affinity", lambda: sorted(os.sched_getaffinity(0)))
+    put("cpu_affinity", _cpus)
     put("ram_total_mib", lambda: round(int(_kv_file("/proc/meminfo")["MemTotal"].split()[0]) / 1024.0, 1))
     put("ram_available_mib",
         lambda: round(int(_kv_file("/proc/meminfo")["MemAvailable"].split()[0]) / 1024.0, 1))
@@ -762,6 +783,8 @@ def parse_spec(raw: str) -> Json:
             raise SpecError("spec.%s: must be >= 0" % k)
     if out["timeout_s"] <= 0 or out["max_s"] <= 0:
         raise SpecError("spec.timeout_s and spec.max_s must be > 0")
+    if out["threads"] is not None and out["threads"] < 1:
+        raise SpecError("spec.threads: must be >= 1 or null (the runtime's default)")
     if out["pin_cpus"] is not None and not all(isinstance(c, int) and not isinstance(c, bool)
                                                for c in out["pin_cpus"]):
         raise SpecError("spec.pin_cpus: expected a list of CPU numbers")
@@ -819,6 +842,8 @@ def _importable() -> Dict[str, bool]:
 
 
 def cmd_hash(path: str) -> int:
+    import hashlib  # lazily: OpenSSL costs the idle agent ~4 MiB
+
     h = hashlib.sha256()
     try:
         with open(path, "rb") as fh:
@@ -869,58 +894,68 @@ def run_child(spec: Json, res: Json) -> None:
         env["MALLOC_ARENA_MAX"] = "2"  # fewer 64 MiB malloc arenas: RLIMIT_AS counts address space
     env.setdefault("GGML_NO_BACKTRACE", "1")  # ggml_abort would attach gdb to print a backtrace first
     oom_before = cgroup_oom_kills()
+    import tempfile
+
     log = tempfile.TemporaryFile()
     argv = [sys.executable, os.path.abspath(__file__), "_child", str(w_fd), json.dumps(spec)]
     deadline = time.monotonic() + float(spec["timeout_s"])
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(w_fd,),
                             start_new_session=True, env=env, close_fds=True)
     os.close(w_fd)
-    child: Optional[Json] = None
-    samples: Json = {}
-    phases: List[Json] = []
-    timed_out = False
-    buf = b""
+    got: Json = {"child": None, "samples": {}, "phases": []}
+    buf = [b""]
+
+    def feed(chunk: bytes) -> None:
+        buf[0] += chunk
+        while b"\n" in buf[0]:
+            line, buf[0] = buf[0].split(b"\n", 1)
+            try:
+                ev = json.loads(line.decode("utf-8"))
+            except ValueError:
+                continue
+            kind = ev.get("event") if isinstance(ev, dict) else None
+            if kind == "phase":
+                got["phases"].append(ev)
+                emit(ev)  # relayed as it happens
+            elif kind == "child_result":
+                got["child"] = ev
+            elif kind == "child_samples":
+                got["samples"] = ev.get("samples") or {}
+
+    timed_out = eof = False
+    reaped: Optional[Tuple[int, Any]] = None
     with os.fdopen(r_fd, "rb", buffering=0) as rd:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 timed_out = True
                 break
-            ready, _, _ = select.select([rd], [], [], min(left, 1.0))
-            if not ready:
-                continue
-            chunk = rd.read(65536)
-            if not chunk:
-                break
-            buf += chunk
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                try:
-                    ev = json.loads(line.decode("utf-8"))
-                except ValueError:
+            if not eof and select.select([rd], [], [], min(left, 0.25))[0]:
+                chunk = rd.read(65536)
+                if chunk:
+                    feed(chunk)
                     continue
-                if ev.get("event") == "phase":
-                    phases.append(ev)
-                    emit(ev)
-                elif ev.get("event") == "child_result":
-                    child = ev
-                elif ev.get("event") == "child_samples":
-                    samples = ev.get("samples") or {}
-    if timed_out:
+                eof = True
+            pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                reaped = (status, ru)
+                while not eof and select.select([rd], [], [], 0)[0]:  # what is left, without blocking
+                    chunk = rd.read(65536)
+                    eof = not chunk
+                    feed(chunk)
+                break
+            if eof:
+                time.sleep(0.01)
+    if timed_out or not eof:  # on timeout, or a grandchild still holds the pipe: end the whole group
         _killpg(proc.pid)
-    # After EOF the child may still be tearing down; give it until the deadline, then kill.
-    while not timed_out:
-        pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() >= deadline:
-            timed_out = True
-            _killpg(proc.pid)
-            break
-        time.sleep(0.01)
-    if timed_out:
+    if reaped is None:
         _, status, ru = os.wait4(proc.pid, 0)
+    else:
+        status, ru = reaped
     proc.returncode = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else -1
+    child: Optional[Json] = got["child"]
+    samples: Json = got["samples"]
+    phases: List[Json] = got["phases"]
     t_end = time.monotonic()
     log.seek(0, os.SEEK_END)
     log.seek(max(0, log.tell() - 8192))
@@ -1142,11 +1177,7 @@ class TfliteBackend(Backend):
 
 
 def _dist_version(dist: str) -> str:
-    try:
-        from importlib import metadata
-        return metadata.version(dist)
-    except Exception:
-        return "unknown"
+    return dist_versions((dist,)).get(dist, "unknown")
 
 
 class GgufBackend(Backend):
@@ -1164,7 +1195,7 @@ class GgufBackend(Backend):
         self.llm: Any = None
 
     def load(self) -> None:
-        threads = self.spec["threads"] or len(os.sched_getaffinity(0))
+        threads = self.spec["threads"] or len(_cpus())
         self.llm = self.llama_cpp.Llama(
             model_path=self.spec["artifact"], n_ctx=int(self.g["n_ctx"]), n_batch=max(512, self.g["prompt_tokens"]),
             n_threads=threads, n_threads_batch=threads, seed=int(self.spec["seed"]),
