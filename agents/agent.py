@@ -886,9 +886,22 @@ def cmd_run(raw_spec: str) -> int:
     return 0
 
 
+class _Supervised:
+    """What the agent saw of its model process: events, exit status, rusage, whether it was killed."""
+
+    def __init__(self) -> None:
+        self.child: Optional[Json] = None  # the child_result event
+        self.samples: Json = {}
+        self.phases: List[Json] = []
+        self.status = 0
+        self.rusage: Any = None
+        self.timed_out = False
+        self.t_end = 0.0
+        self.stderr_tail = ""
+
+
 def run_child(spec: Json, res: Json) -> None:
     """Run the model in a child process; relay its phase events; fill `res` from what happened."""
-    r_fd, w_fd = os.pipe()
     env = dict(os.environ)
     if spec["rlimit_as_mib"] is not None:
         env["MALLOC_ARENA_MAX"] = "2"  # fewer 64 MiB malloc arenas: RLIMIT_AS counts address space
@@ -896,13 +909,24 @@ def run_child(spec: Json, res: Json) -> None:
     oom_before = cgroup_oom_kills()
     import tempfile
 
-    log = tempfile.TemporaryFile()
-    argv = [sys.executable, os.path.abspath(__file__), "_child", str(w_fd), json.dumps(spec)]
-    deadline = time.monotonic() + float(spec["timeout_s"])
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(w_fd,),
-                            start_new_session=True, env=env, close_fds=True)
-    os.close(w_fd)
-    got: Json = {"child": None, "samples": {}, "phases": []}
+    with tempfile.TemporaryFile() as log:
+        r_fd, w_fd = os.pipe()
+        argv = [sys.executable, os.path.abspath(__file__), "_child", str(w_fd), json.dumps(spec)]
+        deadline = time.monotonic() + float(spec["timeout_s"])
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(w_fd,),
+                                start_new_session=True, env=env, close_fds=True)
+        os.close(w_fd)
+        sv = supervise(proc, r_fd, deadline)
+        log.seek(0, os.SEEK_END)
+        log.seek(max(0, log.tell() - 8192))
+        sv.stderr_tail = log.read().decode("utf-8", "replace")
+    cg_oom = oom_before is not None and (cgroup_oom_kills() or 0) > oom_before
+    fill_result(res, spec, sv, cg_oom)
+
+
+def supervise(proc: "subprocess.Popen[bytes]", r_fd: int, deadline: float) -> _Supervised:
+    """Read the child's events (relaying phases at once) until it exits or the deadline passes."""
+    sv = _Supervised()
     buf = [b""]
 
     def feed(chunk: bytes) -> None:
@@ -915,20 +939,20 @@ def run_child(spec: Json, res: Json) -> None:
                 continue
             kind = ev.get("event") if isinstance(ev, dict) else None
             if kind == "phase":
-                got["phases"].append(ev)
+                sv.phases.append(ev)
                 emit(ev)  # relayed as it happens
             elif kind == "child_result":
-                got["child"] = ev
+                sv.child = ev
             elif kind == "child_samples":
-                got["samples"] = ev.get("samples") or {}
+                sv.samples = ev.get("samples") or {}
 
-    timed_out = eof = False
+    eof = False
     reaped: Optional[Tuple[int, Any]] = None
     with os.fdopen(r_fd, "rb", buffering=0) as rd:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                timed_out = True
+                sv.timed_out = True
                 break
             if not eof and select.select([rd], [], [], min(left, 0.25))[0]:
                 chunk = rd.read(65536)
@@ -946,39 +970,39 @@ def run_child(spec: Json, res: Json) -> None:
                 break
             if eof:
                 time.sleep(0.01)
-    if timed_out or not eof:  # on timeout, or a grandchild still holds the pipe: end the whole group
+    if sv.timed_out or not eof:  # on timeout, or a grandchild still holds the pipe: end the whole group
         _killpg(proc.pid)
     if reaped is None:
         _, status, ru = os.wait4(proc.pid, 0)
     else:
         status, ru = reaped
     proc.returncode = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else -1
-    child: Optional[Json] = got["child"]
-    samples: Json = got["samples"]
-    phases: List[Json] = got["phases"]
-    t_end = time.monotonic()
-    log.seek(0, os.SEEK_END)
-    log.seek(max(0, log.tell() - 8192))
-    tail = log.read().decode("utf-8", "replace")
-    log.close()
+    sv.status, sv.rusage, sv.t_end = status, ru, time.monotonic()
+    return sv
 
-    maxrss_kib = ru.ru_maxrss / (1024.0 if sys.platform == "darwin" else 1.0)
+
+def fill_result(res: Json, spec: Json, sv: _Supervised, cg_oom: bool) -> None:
+    """Status, message, signal, metrics and memory figures from what the supervisor saw."""
+    maxrss_kib = sv.rusage.ru_maxrss / (1024.0 if sys.platform == "darwin" else 1.0)
     res["os_peak_rss_mib"] = round(maxrss_kib / 1024.0, 3)
-    res["phases"] = _phase_list(phases, t_end)
+    res["phases"] = _phase_list(sv.phases, sv.t_end)
+    child = sv.child
     if child is not None:
         res["runtime"] = child.get("runtime") or {}
-        res["samples"] = samples
+        res["samples"] = sv.samples
         res["message"] = child.get("message")
         res["status"] = child.get("status", "error")
         if child.get("raw"):
-            res["metrics"] = build_metrics(child["raw"], res["samples"], float(spec["confidence"]))
+            res["metrics"] = build_metrics(child["raw"], sv.samples, float(spec["confidence"]))
             res["statistics"] = {"percentile_method": PERCENTILE_METHOD, "confidence": spec["confidence"]}
             res["os_peak_rss_equals"] = ("peak_rss_inference_mib" if child["raw"].get("hwm_reset")
                                          else "peak_rss_mib")
     capped = spec["rlimit_as_mib"] is not None
-    cg_oom = oom_before is not None and (cgroup_oom_kills() or 0) > oom_before
+    cap = " under rlimit_as_mib=%g" % spec["rlimit_as_mib"] if capped else ""
+    tail, status = sv.stderr_tail, sv.status
     last = _last_lines(tail)
-    if timed_out:
+    why = ": " + last if last else ""
+    if sv.timed_out:
         res["status"] = "timeout"
         res["message"] = "model process did not finish within timeout_s=%g s; its process group was killed" % (
             spec["timeout_s"])
@@ -986,22 +1010,23 @@ def run_child(spec: Json, res: Json) -> None:
         sig = os.WTERMSIG(status)
         res["signal"] = sig
         name = _signame(sig)
-        if (sig == signal.SIGKILL and (capped or cg_oom)) or looks_like_oom(tail):
+        if child is not None and res["status"] == "ok":  # the measurement is complete; say what followed
+            res["message"] = "model process died of signal %d (%s) after reporting its result%s" % (sig, name, why)
+        elif (sig == signal.SIGKILL and (capped or cg_oom)) or looks_like_oom(tail):
             res["status"] = "oom"
-            res["message"] = "model process died of %s out of memory%s%s" % (
-                name, " (memory cgroup OOM kill)" if cg_oom else "",
-                " (rlimit_as_mib=%g)" % spec["rlimit_as_mib"] if capped else "") + (": " + last if last else "")
+            res["message"] = "out of memory%s: model process died of %s%s%s" % (
+                cap, name, " (the memory cgroup counted an OOM kill)" if cg_oom else "", why)
         else:
             res["status"] = "crashed"
-            res["message"] = "model process died of signal %d (%s)%s" % (sig, name, ": " + last if last else "")
+            res["message"] = "model process died of signal %d (%s)%s" % (sig, name, why)
     elif child is None:
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
         res["status"] = "oom" if looks_like_oom(tail) else "error"
-        res["message"] = "model process exited %d without a result%s" % (code, ": " + last if last else "")
+        res["message"] = "%smodel process exited %d without a result%s" % (
+            "out of memory%s: " % cap if res["status"] == "oom" else "", code, why)
     elif res["status"] == "error" and (looks_like_oom(res["message"] or "") or (capped and looks_like_oom(tail))):
         res["status"] = "oom"
-        res["message"] = "allocation failed%s: %s" % (
-            " under rlimit_as_mib=%g" % spec["rlimit_as_mib"] if capped else "", res["message"])
+        res["message"] = "out of memory%s: %s" % (cap, res["message"])
     if res["status"] == "error" and not res["message"]:
         res["message"] = last or "unknown error"
 
@@ -1296,7 +1321,11 @@ def child_main(fd: int, raw_spec: str) -> int:
 
     def finish(status: str, message: Optional[str], **kw: Any) -> int:
         emit(dict({"event": "child_result", "status": status, "message": message}, **kw), out)
-        return 0
+        # Skip interpreter and runtime teardown: nothing is measured after this, and a runtime that
+        # crashes in its destructors must not turn a finished measurement into a crash.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
     try:
         if spec["pin_cpus"]:
