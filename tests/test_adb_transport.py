@@ -126,3 +126,37 @@ def test_unknown_serial_and_missing_server_are_clear(adb_server: adbd.AdbServer)
     far = AdbTransport("farhost", serial="X123", adb_host="127.0.0.2", adb_port=free_port())
     with pytest.raises(DeviceError, match="no adb server at 127.0.0.2"):
         far.run(["true"], timeout=10)
+
+
+def test_the_adb_command_line_works_against_the_stand_in(adb_server: adbd.AdbServer, phone: adbd.AdbdDevice,
+                                                         tmp_path: Path) -> None:
+    """The stand-in is product code: `adb shell/exec-out/push/pull/forward` behave as with a phone."""
+    import socket
+    import socketserver
+
+    s = phone.serial
+    adb_server.cmd("connect", s)
+    res = adb_server.cmd("-s", s, "shell", "echo out; echo err >&2; exit 5")
+    assert (res.returncode, res.stdout, res.stderr) == (5, "out\n", "err\n")
+    assert adb_server.cmd("-s", s, "exec-out", "printf", "raw").stdout == "raw"
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(300_000))
+    assert adb_server.cmd("-s", s, "push", str(src), f"{phone.root}/f.bin").returncode == 0
+    assert adb_server.cmd("-s", s, "pull", f"{phone.root}/f.bin", str(tmp_path / "g.bin")).returncode == 0
+    assert (tmp_path / "g.bin").read_bytes() == src.read_bytes()
+
+    class Echo(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            while data := self.request.recv(4096):
+                self.request.sendall(data.upper())
+
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo) as srv:
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        local = free_port()
+        fwd = adb_server.cmd("-s", s, "forward", f"tcp:{local}", f"tcp:{srv.server_address[1]}")
+        assert fwd.returncode == 0, fwd.stderr
+        with socket.create_connection(("127.0.0.1", local), timeout=10) as c:
+            c.sendall(b"hello device")
+            assert c.recv(100) == b"HELLO DEVICE"
+        adb_server.cmd("-s", s, "forward", "--remove", f"tcp:{local}")
+        srv.shutdown()
