@@ -160,3 +160,18 @@ def test_the_adb_command_line_works_against_the_stand_in(adb_server: adbd.AdbSer
             assert c.recv(100) == b"HELLO DEVICE"
         adb_server.cmd("-s", s, "forward", "--remove", f"tcp:{local}")
         srv.shutdown()
+
+
+@pytest.mark.skipif(not Path("/usr/bin/adb").exists(), reason="Debian's adb package is not installed")
+def test_debian_adb_server_works_too(phone_factory: DeviceFactory, tmp_path: Path) -> None:
+    srv = adbd.AdbServer.start(adb="/usr/bin/adb")  # adb 29 (Debian) besides adbutils' bundled one
+    try:
+        dev = phone_factory()
+        t = adb_transport(srv, dev)
+        res = t.run(["sh", "-c", "echo ok; exit 4"], timeout=30)
+        assert (res.exit_code, res.stdout) == (4, "ok\n")
+        (tmp_path / "m.onnx").write_bytes(b"x" * 100_000)
+        t.push(str(tmp_path / "m.onnx"), f"{dev.root}/edgefarm/m.onnx")
+        assert Path(f"{dev.root}/edgefarm/m.onnx").stat().st_size == 100_000
+    finally:
+        srv.stop()
