@@ -172,3 +172,26 @@ def test_full_storage_gives_a_clear_error_and_no_partial_file(board_factory: Boa
         t.push(str(small), f"{b.workdir}/small.onnx")  # the device is usable again
     finally:
         t.close()
+
+
+def test_ssh_agent_auth_without_a_key_file(board: sshd.SshdBoard, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            time.sleep(0.05)
+        env = {**os.environ, "SSH_AUTH_SOCK": str(sock)}
+        subprocess.run(["ssh-add", "-q", str(board.client_key)], env=env, check=True, capture_output=True)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh/id_* to fall back on: the agent must do it
+        t = ssh_transport(board, identity_file=None)
+        assert t.run(["echo", "via agent"], timeout=30).stdout == "via agent\n"
+        t.close()
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)
