@@ -69,8 +69,10 @@ class SampleCache:
             if not raw:
                 self._cache[key] = (None, 1.0)
             else:
-                run_order = np.asarray(raw, dtype=np.float64)
-                run_order = run_order[np.isfinite(run_order)]
+                run_order = np.fromiter(raw, dtype=np.float64, count=len(raw))
+                finite = np.isfinite(run_order)
+                if not finite.all():
+                    run_order = run_order[finite]
                 self._cache[key] = (np.sort(run_order), inflation(run_order))
         return self._cache[key]
 

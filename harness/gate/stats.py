@@ -131,12 +131,16 @@ def bootstrap_draws(est: Estimator, sorted_x: FloatArray, b: int, rng: np.random
         return np.asarray(sorted_x.mean() + rng.standard_normal(b) * sd * math.sqrt(infl / n), dtype=np.float64)
     m = max(1, int(round((n - 1) / infl)))
     var = m * est.p * (1.0 - est.p)
+    scale = (n - 1) / m
     if var >= 25.0:  # the binomial's normal approximation: the same draws at a seventh of the cost
-        k = m * est.p + math.sqrt(var) * rng.standard_normal(b)
+        k = rng.standard_normal(b)
+        k *= math.sqrt(var) * scale
+        k += m * est.p * scale + 0.5
     else:
-        k = rng.binomial(m, est.p, size=b).astype(np.float64)
-    ranks = np.rint(k * ((n - 1) / m)).astype(np.int64)
-    return np.asarray(sorted_x[np.clip(ranks, 0, n - 1)], dtype=np.float64)
+        k = rng.binomial(m, est.p, size=b).astype(np.float64) * scale + 0.5
+    ranks = k.astype(np.intp)
+    np.clip(ranks, 0, n - 1, out=ranks)
+    return sorted_x[ranks]
 
 
 def ratio_interval(

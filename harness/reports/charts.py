@@ -54,17 +54,15 @@ def latency_svg(cell: Cell, bins: int = 40) -> str:
              f'aria-label="latency distribution"><title>Warm latency distribution (ms)</title>']
     parts.append(f'<line x1="{PAD_L}" y1="{y0}" x2="{W - PAD_R}" y2="{y0}" class="axis"/>')
     bw = (W - PAD_L - PAD_R) / bins
-    for i in range(bins):
-        bh = 120 * float(fc[i]) / top
-        if bh > 0:
-            parts.append(f'<rect x="{PAD_L + i * bw:.1f}" y="{y0 - bh:.1f}" width="{bw - 1:.1f}" height="{bh:.1f}" '
-                         f'class="bar"/>')
+    lefts: list[float] = (PAD_L + np.arange(bins) * bw).tolist()
+    tops: list[float] = (y0 - 120.0 * fc / top).tolist()
+    # one path of bars (not 40 rects): a smaller file and DOM for a thousand cells
+    bars = "".join(f"M{x:.1f} {y0}V{t:.1f}h{bw - 1:.1f}V{y0}z" for x, t in zip(lefts, tops) if t < y0)
+    parts.append(f'<path d="{bars}" class="bar"/>')
     if len(ref):
-        pts = []
-        for i in range(bins):
-            y = y0 - 120 * float(fb[i]) / top
-            pts.append(f"{PAD_L + i * bw:.1f},{y:.1f} {PAD_L + (i + 1) * bw:.1f},{y:.1f}")
-        parts.append(f'<polyline points="{" ".join(pts)}" class="base"/>')
+        ys: list[float] = (y0 - 120.0 * fb / top).tolist()
+        pts = " ".join(f"{x:.1f},{y:.1f} {x + bw:.1f},{y:.1f}" for x, y in zip(lefts, ys))
+        parts.append(f'<polyline points="{pts}" class="base"/>')
     marks: list[tuple[float, str, str]] = [(q(cur, 0.5), "p50", "mark"), (q(cur, 0.95), "p95", "mark")]
     if len(ref):
         marks.append((q(ref, 0.95), "base p95", "mark-base"))
@@ -75,11 +73,14 @@ def latency_svg(cell: Cell, bins: int = 40) -> str:
             x = _x(v, lo, hi)
             parts.append(f'<line x1="{x:.1f}" y1="12" x2="{x:.1f}" y2="{y0}" class="{cls}"/>'
                          f'<text x="{x + 3:.1f}" y="{12 + 11 * i}" class="lbl">{escape(label)} {escape(fmt(v))}</text>')
-    for t in np.linspace(lo, hi, 5):
-        x = _x(float(t), lo, hi)
-        parts.append(f'<text x="{x:.1f}" y="{y0 + 14}" class="tick" text-anchor="middle">{escape(fmt(float(t)))}</text>')
-    parts.append(f'<text x="{W - PAD_R}" y="{h - 2}" class="tick" text-anchor="end">ms (n={len(cur)}'
-                 f'{", baseline n=" + str(len(ref)) if len(ref) else ""}; values past the axis counted in the end bins)</text>')
+    for i, t in enumerate(np.linspace(lo, hi, 5).tolist()):
+        anchor = "start" if i == 0 else "end" if i == 4 else "middle"
+        parts.append(f'<text x="{_x(t, lo, hi):.1f}" y="{y0 + 14}" class="tick" text-anchor="{anchor}">'
+                     f'{escape(fmt(t))}</text>')
+    legend = "bars: this run" + (", line: baseline" if len(ref) else "")
+    parts.append(f'<text x="{PAD_L}" y="{h - 2}" class="tick">{legend}</text>'
+                 f'<text x="{W - PAD_R}" y="{h - 2}" class="tick" text-anchor="end">ms (n={len(cur)}'
+                 f'{", baseline n=" + str(len(ref)) if len(ref) else ""}; outside the axis: end bins)</text>')
     parts.append("</svg>")
     return "".join(parts)
 
