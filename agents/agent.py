@@ -886,6 +886,35 @@ def cmd_run(raw_spec: str) -> int:
     return 0
 
 
+def _child_program() -> str:
+    """This file byte-compiled (cached in the temp dir), for the model process to run.
+
+    Compiling this source costs a process ~4 MiB of resident memory, loading a .pyc ~0.3 MiB; in the model
+    process that memory would be counted in the model's figures. Falls back to the source.
+    """
+    src = os.path.abspath(__file__)
+    try:
+        import importlib.util
+        import marshal
+        import tempfile
+
+        st = os.stat(src)
+        cfile = os.path.join(tempfile.gettempdir(), "edgefarm-agent-%d-%d.%s.pyc"
+                             % (st.st_size, st.st_mtime_ns, sys.implementation.cache_tag))
+        if not os.path.exists(cfile):
+            with open(src, "rb") as fh:
+                code = compile(fh.read(), src, "exec", dont_inherit=True)
+            header = importlib.util.MAGIC_NUMBER + struct.pack("<III", 0, int(st.st_mtime) & 0xFFFFFFFF,
+                                                               st.st_size & 0xFFFFFFFF)
+            tmp = "%s.%d.tmp" % (cfile, os.getpid())
+            with open(tmp, "wb") as out:
+                out.write(header + marshal.dumps(code))
+            os.replace(tmp, cfile)
+        return cfile
+    except Exception:
+        return src
+
+
 class _Supervised:
     """What the agent saw of its model process: events, exit status, rusage, whether it was killed."""
 
@@ -911,7 +940,7 @@ def run_child(spec: Json, res: Json) -> None:
 
     with tempfile.TemporaryFile() as log:
         r_fd, w_fd = os.pipe()
-        argv = [sys.executable, os.path.abspath(__file__), "_child", str(w_fd), json.dumps(spec)]
+        argv = [sys.executable, _child_program(), "_child", str(w_fd), json.dumps(spec)]
         deadline = time.monotonic() + float(spec["timeout_s"])
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(w_fd,),
                                 start_new_session=True, env=env, close_fds=True)
