@@ -5,7 +5,8 @@ vs llama-cpp-python called directly on the same GGUF (goal: ratio >= 0.97).
 
 Both paths run the model in a fresh process with the same Llama parameters, the same prompt (BOS + seeded
 random ids) and token counts, one cold request and one warmup request, then `--reps` measured requests;
-the rounds interleave them (ABBA order) so drift on a shared machine falls on both alike.
+the rounds interleave them (ABBA order) so drift on a shared machine falls on both alike, and the verdict
+comes from a 95% interval on the paired ratios: met, not met, or inconclusive.
 Not a timed test: it prints figures.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -129,7 +131,9 @@ def main() -> int:
     ap.add_argument("--gguf", type=Path, help="GGUF to decode (default: the ~107 MB sample, generated once)")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved agent/direct rounds (default 5)")
     ap.add_argument("--reps", type=int, default=5, help="measured requests per run (default 5)")
-    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument("--threads", type=int, default=1,
+                    help="llama.cpp threads on both paths (default 1: on a shared machine more threads mostly add "
+                         "spin-wait noise)")
     ap.add_argument("--prompt-tokens", type=int, default=64)
     ap.add_argument("--new-tokens", type=int, default=64)
     args = ap.parse_args()
@@ -139,7 +143,7 @@ def main() -> int:
 
     bare = bare_interpreter_rss()
     idle = agent_idle_rss(gguf, args.threads)
-    print(f"python {sys.version.split()[0]}; GGUF {gguf} ({gguf.stat().st_size / 1e6:.1f} MB); "
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; python {sys.version.split()[0]}; GGUF {gguf} ({gguf.stat().st_size / 1e6:.1f} MB); "
           f"threads {args.threads}; prompt {args.prompt_tokens}, new {args.new_tokens}, {args.reps} reps x "
           f"{args.rounds} rounds")
     print(f"bare interpreter RSS     {bare['VmRSS'] / 1024:7.1f} MiB")
@@ -155,13 +159,27 @@ def main() -> int:
             rates = through_agent(gguf, a) if who == "agent" else direct(gguf, a)
             (agent_means if who == "agent" else direct_means).append(statistics.fmean(rates))
         print(f"round {r + 1}: agent {agent_means[-1]:8.1f} tok/s   direct {direct_means[-1]:8.1f} tok/s   "
-              f"ratio {agent_means[-1] / direct_means[-1]:.3f}")
-    ratio = statistics.median(agent_means) / statistics.median(direct_means)
-    ratios = sorted(x / y for x, y in zip(agent_means, direct_means))
-    print(f"decode tokens/s: agent median {statistics.median(agent_means):.1f}, direct median "
-          f"{statistics.median(direct_means):.1f}; ratio of medians {ratio:.3f} "
-          f"(per-round ratios {ratios[0]:.3f}..{ratios[-1]:.3f}; goal >= 0.97: {'met' if ratio >= 0.97 else 'NOT met'})")
+              f"ratio {agent_means[-1] / direct_means[-1]:.3f}   load avg {os.getloadavg()[0]:.1f}", flush=True)
+    print(summary(agent_means, direct_means, goal=0.97))
     return 0
+
+
+def summary(agent: list[float], direct: list[float], goal: float) -> str:
+    """Geometric mean of the paired ratios with a 95% t-interval on their logs, and a three-way verdict."""
+    sys.path.insert(0, str(ROOT / "agents"))
+    from agent import t_quantile  # the agent's own t quantile: no scipy here
+
+    logs = [math.log(x / y) for x, y in zip(agent, direct)]
+    n = len(logs)
+    centre = math.exp(statistics.fmean(logs))
+    line = (f"decode tokens/s: agent median {statistics.median(agent):.1f}, direct median "
+            f"{statistics.median(direct):.1f}; ratio (geometric mean of {n} paired rounds) {centre:.3f}")
+    if n < 2:
+        return line + f"; one round: no interval (goal >= {goal})"
+    half = t_quantile(0.975, n - 1) * statistics.stdev(logs) / math.sqrt(n)
+    lo, hi = math.exp(statistics.fmean(logs) - half), math.exp(statistics.fmean(logs) + half)
+    verdict = "met" if lo >= goal else "NOT met" if hi < goal else "inconclusive (interval straddles the goal)"
+    return line + f", 95% CI {lo:.3f}..{hi:.3f}; goal >= {goal}: {verdict}"
 
 
 if __name__ == "__main__":
