@@ -195,3 +195,18 @@ def test_ssh_agent_auth_without_a_key_file(board: sshd.SshdBoard, tmp_path: Path
     finally:
         agent.terminate()
         agent.wait(timeout=10)
+
+
+def test_pulled_cable_is_device_lost_within_the_dead_peer_timeout(board_factory: BoardFactory) -> None:
+    import subprocess
+
+    b = board_factory(netns=True)
+    assert b.netns is not None
+    t = ssh_transport(b, name="unplugged", keepalive_s=2.0)  # lost after ~4 x 2 s of silence
+    t.run(["true"], timeout=30)
+    threading.Timer(1.0, lambda: subprocess.run(["ip", "link", "set", b.netns.host_if, "down"], check=True)).start()
+    t0 = time.monotonic()
+    with pytest.raises(DeviceLost, match="unplugged.*sleep"):
+        t.run(["sleep", "120"], timeout=100)
+    assert time.monotonic() - t0 < 30
+    t.close()

@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GCM = "aes128-gcm@openssh.com"
-KEEPALIVE_S = 15
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -93,15 +92,16 @@ def _fast_transport(sock: Any, **kwargs: Any) -> paramiko.Transport:
     return t
 
 
-def _tcp_socket(host: str, port: int, timeout: float) -> socket.socket:
+def _tcp_socket(host: str, port: int, timeout: float, keepalive: float) -> socket.socket:
+    """A TCP connection that notices a silent peer (pulled cable, powered-off board) after ~4 x keepalive."""
     s = socket.create_connection((host, port), timeout=timeout)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    if hasattr(socket, "TCP_KEEPIDLE"):  # a pulled cable is noticed in ~30 s, not in hours
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 10)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 5)
+    if hasattr(socket, "TCP_KEEPIDLE"):
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, max(1, int(keepalive)))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, max(1, int(keepalive / 2)))
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 4)
-    if hasattr(socket, "TCP_USER_TIMEOUT"):
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 30_000)
+    if hasattr(socket, "TCP_USER_TIMEOUT"):  # our SSH keepalives unacknowledged this long: the peer is gone
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(3000 * keepalive))
     return s
 
 
@@ -131,7 +131,9 @@ class SSHTransport:
         connect_timeout_s: float = 10.0,
         workdir: str = "",
         python: str = "python3",
+        keepalive_s: float = 10.0,
     ) -> None:
+        """keepalive_s: SSH keepalive interval; a device silent for ~4 x that is lost (DeviceLost)."""
         self.name = name
         self.host, self.port = host, port
         self.user = user or getpass.getuser()
@@ -140,6 +142,7 @@ class SSHTransport:
         self.tofu = trust_on_first_use
         self.jump = jump
         self.connect_timeout_s = connect_timeout_s
+        self.keepalive_s = keepalive_s
         self.workdir = workdir
         self.python = python
         self._lock = threading.Lock()
@@ -188,41 +191,44 @@ class SSHTransport:
             raise DeviceError(self.name, f"cannot connect to {where}: {e}") from None
         transport = client.get_transport()
         assert transport is not None
-        transport.set_keepalive(KEEPALIVE_S)
+        transport.set_keepalive(max(1, int(self.keepalive_s)))  # also what makes a dead link noticed
         return client
 
     def _connected(self) -> paramiko.Transport:
         """The live transport, connecting (again) when there is none."""
         with self._lock:
-            if self._client is not None:
+            if self._alive():
+                assert self._client is not None
                 t = self._client.get_transport()
-                if t is not None and t.is_active():
-                    return t
-                self._drop()
-            sock: Any
-            if self.jump:
-                juser, jhost, jport = parse_jump(self.jump, self.user)
-                jsock = self._tcp(jhost, jport)
-                self._jump_client = self._new_client(jhost, jport, juser, jsock)
-                jt = self._jump_client.get_transport()
-                assert jt is not None
-                try:
-                    sock = jt.open_channel("direct-tcpip", (self.host, self.port), ("127.0.0.1", 0),
-                                           timeout=self.connect_timeout_s)
-                except (paramiko.SSHException, OSError) as e:
-                    self._drop()
-                    raise DeviceError(self.name, f"jump host {jhost}:{jport} cannot reach "
-                                                 f"{self.host}:{self.port}: {e}") from None
-            else:
-                sock = self._tcp(self.host, self.port)
-            self._client = self._new_client(self.host, self.port, self.user, sock)
+                assert t is not None
+                return t
+            self._drop()
+            try:
+                sock = self._jump_channel() if self.jump else self._tcp(self.host, self.port)
+                self._client = self._new_client(self.host, self.port, self.user, sock)
+            except DeviceError:
+                self._drop()  # no half-open jump connection left behind
+                raise
             t = self._client.get_transport()
             assert t is not None
             return t
 
+    def _jump_channel(self) -> paramiko.Channel:
+        """A direct-tcpip channel to the device through the jump host (what `ssh -J` does)."""
+        assert self.jump is not None
+        juser, jhost, jport = parse_jump(self.jump, self.user)
+        self._jump_client = self._new_client(jhost, jport, juser, self._tcp(jhost, jport))
+        jt = self._jump_client.get_transport()
+        assert jt is not None
+        try:
+            return jt.open_channel("direct-tcpip", (self.host, self.port), ("127.0.0.1", 0),
+                                   timeout=self.connect_timeout_s)
+        except (paramiko.SSHException, OSError) as e:
+            raise DeviceError(self.name, f"jump host {jhost}:{jport} cannot reach {self.host}:{self.port}: {e}") from None
+
     def _tcp(self, host: str, port: int) -> socket.socket:
         try:
-            return _tcp_socket(host, port, self.connect_timeout_s)
+            return _tcp_socket(host, port, self.connect_timeout_s, self.keepalive_s)
         except OSError as e:
             raise DeviceError(self.name, f"cannot reach {host}:{port}: {e.strerror or e}") from None
 
