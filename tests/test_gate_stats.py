@@ -116,3 +116,16 @@ def test_quality_from_the_policy_table(tmp_path: Path) -> None:
     p.write_text('schema = 1\n[kpis]\nquality = {"student-int8" = 0.5}\n')
     rep = evaluate([make_record(samples=None, artifact_bytes=10_000_000)], load_policy(p))
     assert [k.value for k in rep.cells[0].kpis if k.name == "model_efficiency_ratio"] == [pytest.approx(0.05)]
+
+
+def test_bursty_samples_widen_the_recorded_interval(tmp_path: Path) -> None:
+    rng = np.random.default_rng(9)
+    rec = make_record(samples=latency_samples(rng, 1500, 100.0, 0.05, outlier_rate=0.1, burst=10.0))
+    assert inflation(np.asarray(rec.samples["latency_ms"])) > 1.5
+    recorded = rec.metrics["latency_ms_p95"].ci
+    assert recorded is not None
+    p = tmp_path / "p.toml"
+    p.write_text('schema = 1\n[[budget]]\nmetric = "latency_ms_p95"\nmax = 1000\n')
+    r = evaluate([rec], load_policy(p)).cells[0].rules[0]
+    assert r.ci is not None and r.ci[0] <= recorded[0] and r.ci[1] >= recorded[1]
+    assert r.ci[1] - r.ci[0] > recorded[1] - recorded[0]

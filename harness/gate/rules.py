@@ -115,6 +115,10 @@ class Figure:
                 self.value = self.est.point(self.samples)
             if self.ci is None:
                 self.ci = interval(self.est, self.samples, cfg.confidence, self.infl)
+            elif self.infl > 1.1:
+                # the record's interval assumes independent samples; bursts make it too narrow: widen
+                lo, hi = interval(self.est, self.samples, cfg.confidence, self.infl)
+                self.ci = (min(self.ci[0], lo), max(self.ci[1], hi))
             self.n = self.n or len(self.samples)
         if metric == "memory_headroom_pct" and self.value is None:
             peak, ram = rec.value("peak_rss_mib"), rec.device.ram_mib
