@@ -1208,7 +1208,6 @@ class TfliteBackend(Backend):
         if self.spec["threads"]:
             kw["num_threads"] = int(self.spec["threads"])
         self.it = self.tfl.Interpreter(**kw)
-        resized = False
         for d in self.it.get_input_details():
             sig = list(d.get("shape_signature", d["shape"]))
             want = self.spec["input_shapes"].get(d["name"])
@@ -1216,8 +1215,6 @@ class TfliteBackend(Backend):
                 want = [x if x > 0 else 1 for x in sig]
             if want is not None and list(want) != list(d["shape"]):
                 self.it.resize_tensor_input(d["index"], list(want))
-                resized = True
-        del resized
         self.it.allocate_tensors()
 
     def prepare(self) -> None:
@@ -1358,7 +1355,11 @@ def child_main(fd: int, raw_spec: str) -> int:
 
     try:
         if spec["pin_cpus"]:
-            os.sched_setaffinity(0, set(spec["pin_cpus"]))
+            try:
+                os.sched_setaffinity(0, set(spec["pin_cpus"]))
+            except (OSError, AttributeError) as e:
+                return finish("error", "pin_cpus %s: cannot pin the model process (%s); CPUs here: %s"
+                              % (spec["pin_cpus"], e, _cpus()))
         if spec["rlimit_as_mib"] is not None:
             import resource
             lim = int(spec["rlimit_as_mib"] * MIB)
