@@ -300,3 +300,11 @@ def test_aa_replicates_do_not_flap_and_a_slowdown_is_caught() -> None:
         slow = [make_record(run_id="c", samples=latency_samples(rng, n, med * 1.15, sigma, 0.01, 5.0))]
         assert evaluate(same, pol, baseline=base).exit_code == 0
         assert evaluate(slow, pol, baseline=base).verdict == "fail"
+
+
+def test_a_device_without_a_profile_is_said() -> None:
+    rec = make_record(device="laptop9", samples=None)
+    rep = evaluate([rec], load_policy(), profiles=PROFILES)
+    assert any("no device profile named 'laptop9'" in n for n in rep.cells[0].notes)
+    rep = evaluate([rec], load_policy())
+    assert any("no device profiles given" in n for n in rep.notes)

@@ -79,6 +79,8 @@ def _judge(rec: Record, base: Record | None, have_baseline: bool, policy: Policy
     rules: list[RuleResult] = []
     budgets = _budgets(rec, policy, profiles)
     cfg = policy.stats
+    if policy.profile_budgets and profiles and rec.device.name not in profiles:
+        notes.append(f"no device profile named '{rec.device.name}': no profile budgets were applied to it")
     if rec.status == "skipped":
         return [RuleResult("run", "run", "record", "skipped", rec.message or "the run was skipped")], notes
     if rec.status == "oom":
@@ -165,6 +167,8 @@ def evaluate(
                        {k[1] for k in cand} | {k[1] for k in base} | set(known_artifacts))
     if baseline is None and policy.relative:
         notes.append("no baseline run given: relative rules were not judged")
+    if policy.profile_budgets and not profiles:
+        notes.append("no device profiles given: only the policy's own budgets were applied")
     in_run = {k[1] for k in cand}
     scoped: list[tuple[str, BudgetRule | RelativeRule]] = [
         *((f"budget[{i}]", b) for i, b in enumerate(policy.budget)),
