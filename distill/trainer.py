@@ -48,6 +48,7 @@ class TrainConfig:
     log_every: int = 10
     progress: bool = True
     max_seconds: float | None = None  # stop early (between steps) once this much time has passed
+    max_steps: int | None = None  # stop after this many optimiser steps (a fraction of an epoch)
     tag: str = "train"
 
 
@@ -133,6 +134,8 @@ class Trainer:
         cfg = self.cfg
         self._maybe_resume()
         total = max(1, cfg.epochs * len(batches) // cfg.grad_accum)
+        if cfg.max_steps is not None:
+            total = min(total, cfg.max_steps)
         log = _JsonlLog(cfg.metrics_path)
         bar = _Progress(cfg.progress, cfg.tag)
         t0 = time.monotonic()
@@ -168,7 +171,8 @@ class Trainer:
                     history.append(row)
                     log.write(row)
                 bar.update(epoch, cfg.epochs, i + 1, len(order), last)
-                if cfg.max_seconds is not None and time.monotonic() - t0 > cfg.max_seconds:
+                if (cfg.max_seconds is not None and time.monotonic() - t0 > cfg.max_seconds) or \
+                        (cfg.max_steps is not None and self.step >= cfg.max_steps):
                     stopped = True
                     break
             self.save(epoch)

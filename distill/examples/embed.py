@@ -41,12 +41,13 @@ AXES = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch",
 class EmbedExampleConfig:
     out: Path = Path("runs/embed")
     spec: StudentSpec = field(default_factory=StudentSpec)
-    max_train: int = 6000
+    max_train: int = 5000
     perturbed_frac: float = 0.15
     max_len: int = 48
     batch_size: int = 64
     prune_steps: tuple[tuple[int, int], ...] = ((9, 1152),)
-    epochs: int = 3
+    prune_finetune_steps: int = 30  # distillation steps after each intermediate pruning step
+    epochs: int = 2
     qat_epochs: int = 1
     lr: float = 3e-4
     qat_lr: float = 5e-5
@@ -113,28 +114,28 @@ def _onnx_embed(path: Path, rows: list[tuple[list[int], list[int]]]) -> np.ndarr
     return out
 
 
-def run(cfg: EmbedExampleConfig) -> dict[str, Any]:
-    """Run the whole example; writes artifacts, metrics.jsonl and summary.json under cfg.out."""
-    t_start = time.monotonic()
-    load_start = os.getloadavg()
-    torch.set_num_threads(cfg.threads)
-    seed_everything(cfg.seed)
-    rng = random.Random(cfg.seed)
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    log = cfg.out / "metrics.jsonl"
-    log.unlink(missing_ok=True)
-    phases: dict[str, float] = {}
+@dataclass
+class EmbedData:
+    """Everything the students of one teacher share: tokenised texts, teacher targets, held-out pairs."""
 
-    def phase(name: str, t0: float) -> None:
-        phases[name] = round(time.monotonic() - t0, 1)
-        print(f"[embed] {name}: {phases[name]} s (load {os.getloadavg()[0]:.1f})", flush=True)
+    teacher: TeacherSentence
+    train_rows: list[tuple[list[int], list[int]]]
+    eval_rows: list[tuple[list[int], list[int]]]
+    pairs: list[tuple[int, int, str]]
+    teacher_cos: np.ndarray
+    para_tok: dict[str, list[tuple[list[int], list[int]]]]
+    batches: list[EmbedBatch]
+    report: dict[str, Any]
 
-    t = time.monotonic()
+
+def prepare(cfg: EmbedExampleConfig, phases: dict[str, float]) -> EmbedData:
+    """Load the teacher and corpus, tokenise, and embed the training and held-out texts with the teacher."""
     from tokenizers import Tokenizer
 
+    rng = random.Random(cfg.seed)
+    t = time.monotonic()
     tok = Tokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
-    teacher_enc = load_hf_bert(minilm_dir()).eval()
-    teacher = TeacherSentence(teacher_enc)
+    teacher = TeacherSentence(load_hf_bert(minilm_dir()).eval())
     docs = corpus.stdlib_documents(max_files=cfg.max_files)
     train_docs, held_docs = corpus.split_documents(docs)
     train_texts: list[str] = []
@@ -150,7 +151,7 @@ def run(cfg: EmbedExampleConfig) -> dict[str, Any]:
     train_rows = tokenize(tok, train_texts, cfg.max_len)
     eval_rows = tokenize(tok, eval_texts, cfg.max_len)
     para_tok = {k: tokenize(tok, v, cfg.max_len) for k, v in para_texts.items()}
-    phase("load", t)
+    _phase(phases, "load", t)
 
     t = time.monotonic()
     train_targets = torch.from_numpy(embed(teacher, train_rows))
@@ -159,95 +160,126 @@ def run(cfg: EmbedExampleConfig) -> dict[str, Any]:
     a = np.array([p[0] for p in pairs])
     b = np.array([p[1] for p in pairs])
     teacher_cos = metrics.pair_cosines(teacher_eval[a], teacher_eval[b])
-    phase("teacher_embeddings", t)
+    _phase(phases, "teacher_embeddings", t)
 
     batches = []
     for idx in length_batches(train_rows, cfg.batch_size):
         ids, mask = pad([train_rows[i] for i in idx])
         batches.append(EmbedBatch(ids, mask, train_targets[idx]))
+    report: dict[str, Any] = {"corpus": {
+        "train_texts": len(train_texts), "eval_texts": len(eval_texts), "eval_pairs": len(pairs),
+        "train_modules": len(train_docs), "heldout_modules": len(held_docs), "max_len": cfg.max_len}}
+    report["teacher"] = {"parameters": count_parameters(teacher),
+                         **_quality(teacher_eval, teacher_cos, pairs, teacher_para)}
+    return EmbedData(teacher, train_rows, eval_rows, pairs, teacher_cos, para_tok, batches, report)
+
+
+def _phase(phases: dict[str, float], name: str, t0: float) -> None:
+    phases[name] = round(time.monotonic() - t0, 1)
+    print(f"[embed] {name}: {phases[name]} s (load {os.getloadavg()[0]:.1f})", flush=True)
+
+
+def distill_student(data: EmbedData, cfg: EmbedExampleConfig, spec: StudentSpec, out: Path,
+                    phases: dict[str, float], int4: bool = False) -> dict[str, Any]:
+    """Build, prune, distil and export one student; returns its report (artifacts with sizes and quality)."""
+    log = out / "metrics.jsonl"
+    teacher_enc = data.teacher.encoder
+    pairs, teacher_cos, para_tok, eval_rows = data.pairs, data.teacher_cos, data.para_tok, data.eval_rows
 
     def quality(model: torch.nn.Module) -> dict[str, float]:
-        return _quality(embed(model, eval_rows), teacher_cos, pairs,
-                        {k: embed(model, v) for k, v in para_tok.items()})
-
-    report: dict[str, Any] = {"config": _jsonable(asdict(cfg)), "corpus": {
-        "train_texts": len(train_texts), "eval_texts": len(eval_texts), "eval_pairs": len(pairs),
-        "train_modules": len(train_docs), "heldout_modules": len(held_docs)}}
-    report["teacher"] = {"parameters": count_parameters(teacher_enc),
-                         **_quality_from(teacher_eval, teacher_cos, pairs, teacher_para)}
+        return _quality(embed(model, eval_rows), teacher_cos, pairs, {k: embed(model, v) for k, v in para_tok.items()})
 
     t = time.monotonic()
-    student = build_student(teacher_enc, cfg.spec, cfg.seed)
+    report: dict[str, Any] = {"spec": asdict(spec), "name": spec.name}
+    student = build_student(teacher_enc, spec, cfg.seed)
     report["student_init"] = {"parameters": count_parameters(student), **quality(student)}
     weights = losses.EmbeddingLossWeights(cosine=1.0, mse=0.0, similarity=1.0)
 
-    def train(model: EmbeddingStudent, epochs: int, lr: float, tag: str) -> dict[str, Any]:
-        tc = TrainConfig(epochs=epochs, lr=lr, seed=cfg.seed, metrics_path=log, tag=tag,
-                         checkpoint_dir=cfg.out / "checkpoints", freeze_embeddings_epochs=0, precision="auto")
+    def train(model: EmbeddingStudent, epochs: int, lr: float, tag: str, steps: int | None = None) -> dict[str, Any]:
+        tc = TrainConfig(epochs=epochs, lr=lr, seed=cfg.seed, metrics_path=log, tag=f"{spec.name}/{tag}",
+                         checkpoint_dir=out / "checkpoints", precision="auto", max_steps=steps)
         res = Trainer(model, embedding_objective(model, weights), tc,
-                      embedding_params=[model.encoder.word.weight]).fit(batches)
+                      embedding_params=[model.encoder.word.weight]).fit(data.batches)
         return {"steps": res.steps, "seconds": round(res.seconds, 1), "last_loss": res.last_loss,
                 "precision": res.precision}
 
     objective = embedding_objective(student, weights)
-    pruned: list[dict[str, Any]] = []
-    if cfg.spec.hidden == teacher_enc.cfg.hidden:
-        targets = [*cfg.prune_steps, (cfg.spec.heads, cfg.spec.intermediate)]
-        score_batches = batches[:: max(1, len(batches) // 8)][:8]
+    stages: list[dict[str, Any]] = []
+    if spec.hidden == teacher_enc.cfg.hidden:
+        targets = [*(s for s in cfg.prune_steps if s[0] > spec.heads), (spec.heads, spec.intermediate)]
+        score_batches = data.batches[:: max(1, len(data.batches) // 8)][:8]
         for k, (h, c) in enumerate(targets):
             sal = prune.saliency(student.encoder, lambda bt: objective(bt)["loss"], score_batches)
             prune.prune_to(student.encoder, sal, h, c)
-            info = train(student, 1 if k < len(targets) - 1 else cfg.epochs, cfg.lr, f"prune{k}")
-            pruned.append({"heads": h, "channels": c, "parameters": count_parameters(student), **info})
+            last = k == len(targets) - 1
+            info = train(student, cfg.epochs if last else 1, cfg.lr, f"prune{k}",
+                         None if last else cfg.prune_finetune_steps)
+            stages.append({"heads": h, "channels": c, "parameters": count_parameters(student), **info})
     else:
-        pruned.append({"parameters": count_parameters(student), **train(student, cfg.epochs, cfg.lr, "distill")})
-    report["prune_and_distill"] = pruned
-    phase("distill", t)
+        stages.append({"parameters": count_parameters(student), **train(student, cfg.epochs, cfg.lr, "distill")})
+    report["prune_and_distill"] = stages
+    _phase(phases, f"{spec.name}/distill", t)
 
     t = time.monotonic()
     student.eval()
     report["student_fp32_torch"] = {"parameters": count_parameters(student), **quality(student)}
-    art = cfg.out / "artifacts"
+    art = out / "artifacts"
     ex_ids, ex_mask = pad(eval_rows[:8])
-    fp32 = onnx_export.export_onnx(student, (ex_ids, ex_mask), art / "student-fp32.onnx", NAMES, ["embedding"], AXES)
+    stem = f"student-{spec.name}"
+    fp32 = onnx_export.export_onnx(student, (ex_ids, ex_mask), art / f"{stem}-fp32.onnx", NAMES, ["embedding"], AXES)
     diff = onnx_export.verify(fp32, student, (ex_ids, ex_mask), NAMES)
-    ptq = onnx_export.quantize_int8(fp32, art / "student-int8-ptq.onnx")
-    report["student_fp32_onnx"] = _artifact(fp32, eval_rows, teacher_cos, pairs, para_tok, max_abs_diff_vs_torch=diff)
-    report["student_int8_ptq"] = _artifact(ptq, eval_rows, teacher_cos, pairs, para_tok)
-    phase("export_fp32_ptq", t)
+    ptq = onnx_export.quantize_int8(fp32, art / f"{stem}-int8-ptq.onnx")
+    report["fp32"] = _artifact(fp32, eval_rows, teacher_cos, pairs, para_tok, max_abs_diff_vs_torch=diff)
+    report["int8_ptq"] = _artifact(ptq, eval_rows, teacher_cos, pairs, para_tok)
+    _phase(phases, f"{spec.name}/export_fp32_ptq", t)
 
     t = time.monotonic()
     qat_model = prepare_qat(copy.deepcopy(student), QuantConfig(weight_bits=8, act_bits=8))
     assert isinstance(qat_model, EmbeddingStudent)
     report["qat_training"] = train(qat_model, cfg.qat_epochs, cfg.qat_lr, "qat")
-    report["student_qat_fakequant_torch"] = quality(qat_model)
+    report["qat_fakequant_torch"] = quality(qat_model)
     strip_qat(qat_model)
-    qat_fp32 = onnx_export.export_onnx(qat_model, (ex_ids, ex_mask), art / "student-qat-fp32.onnx", NAMES,
+    qat_fp32 = onnx_export.export_onnx(qat_model, (ex_ids, ex_mask), art / f"{stem}-qat-fp32.onnx", NAMES,
                                        ["embedding"], AXES)
-    qat = onnx_export.quantize_int8(qat_fp32, art / "student-int8-qat.onnx")
+    qat = onnx_export.quantize_int8(qat_fp32, art / f"{stem}-int8-qat.onnx")
     qat_fp32.unlink()
-    report["student_int8_qat"] = _artifact(qat, eval_rows, teacher_cos, pairs, para_tok)
-    phase("qat_export", t)
+    report["int8_qat"] = _artifact(qat, eval_rows, teacher_cos, pairs, para_tok)
+    _phase(phases, f"{spec.name}/qat_export", t)
+    if int4:
+        t = time.monotonic()
+        q4 = onnx_export.quantize_int4(fp32, art / f"{stem}-int4-weights.onnx")
+        report["int4_ptq"] = _artifact(q4, eval_rows, teacher_cos, pairs, para_tok)
+        _phase(phases, f"{spec.name}/int4", t)
+    return report
 
+
+def run(cfg: EmbedExampleConfig) -> dict[str, Any]:
+    """Run the whole example; writes artifacts, metrics.jsonl and summary.json under cfg.out."""
+    t_start = time.monotonic()
+    load_start = os.getloadavg()
+    torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    (cfg.out / "metrics.jsonl").unlink(missing_ok=True)
+    phases: dict[str, float] = {}
+    data = prepare(cfg, phases)
+    report: dict[str, Any] = {"config": _jsonable(asdict(cfg)), **data.report}
+    report["student"] = distill_student(data, cfg, cfg.spec, cfg.out, phases)
     if cfg.export_teacher:
         t = time.monotonic()
-        tpath = onnx_export.export_onnx(teacher, (ex_ids, ex_mask), art / "teacher-fp32.onnx", NAMES,
-                                        ["embedding"], AXES)
-        report["teacher_fp32_onnx"] = {"path": str(tpath), "bytes": tpath.stat().st_size,
-                                       "max_abs_diff_vs_torch": onnx_export.verify(tpath, teacher, (ex_ids, ex_mask), NAMES)}
-        phase("export_teacher", t)
-
+        ex_ids, ex_mask = pad(data.eval_rows[:8])
+        tpath = onnx_export.export_onnx(data.teacher, (ex_ids, ex_mask), cfg.out / "artifacts" / "teacher-fp32.onnx",
+                                        NAMES, ["embedding"], AXES)
+        report["teacher_fp32_onnx"] = {
+            "path": str(tpath), "bytes": tpath.stat().st_size,
+            "max_abs_diff_vs_torch": onnx_export.verify(tpath, data.teacher, (ex_ids, ex_mask), NAMES)}
+        _phase(phases, "export_teacher", t)
     report["summary"] = _summary(report)
     report["run"] = {"seconds": round(time.monotonic() - t_start, 1), "phases": phases,
                      "threads": cfg.threads, "cpus": os.cpu_count(), "loadavg_start": load_start,
                      "loadavg_end": os.getloadavg()}
     (cfg.out / "summary.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
-
-
-def _quality_from(emb: np.ndarray, teacher_cos: np.ndarray, pairs: list[tuple[int, int, str]],
-                  para: dict[str, np.ndarray]) -> dict[str, float]:
-    return _quality(emb, teacher_cos, pairs, para)
 
 
 def _artifact(path: Path, rows: list[tuple[list[int], list[int]]], teacher_cos: np.ndarray,
@@ -258,19 +290,24 @@ def _artifact(path: Path, rows: list[tuple[list[int], list[int]]], teacher_cos: 
 
 
 def _summary(r: dict[str, Any]) -> dict[str, Any]:
+    st = r["student"]
     tp = r["teacher"]["parameters"]
-    sp = r["student_fp32_torch"]["parameters"]
+    sp = st["student_fp32_torch"]["parameters"]
     s = {"teacher_parameters": tp, "student_parameters": sp, "parameter_ratio": sp / tp,
-         "spearman_fp32": r["student_fp32_onnx"]["spearman_vs_teacher"],
-         "spearman_int8_ptq": r["student_int8_ptq"]["spearman_vs_teacher"],
-         "spearman_int8_qat": r["student_int8_qat"]["spearman_vs_teacher"],
+         "spearman_fp32": st["fp32"]["spearman_vs_teacher"],
+         "spearman_int8_ptq": st["int8_ptq"]["spearman_vs_teacher"],
+         "spearman_int8_qat": st["int8_qat"]["spearman_vs_teacher"],
          "paraphrase_accuracy_teacher": r["teacher"]["paraphrase_accuracy"],
-         "paraphrase_accuracy_fp32": r["student_fp32_onnx"]["paraphrase_accuracy"]}
+         "paraphrase_accuracy_fp32": st["fp32"]["paraphrase_accuracy"],
+         "paraphrase_accuracy_int8_qat": st["int8_qat"]["paraphrase_accuracy"]}
     if "teacher_fp32_onnx" in r:
-        s["onnx_bytes_ratio"] = r["student_fp32_onnx"]["bytes"] / r["teacher_fp32_onnx"]["bytes"]
+        s["onnx_bytes_ratio"] = st["fp32"]["bytes"] / r["teacher_fp32_onnx"]["bytes"]
     s["quality_kept"] = s["spearman_fp32"]  # the teacher's Spearman against itself is 1.0
     s["int8_loss_ptq"] = s["spearman_fp32"] - s["spearman_int8_ptq"]
     s["int8_loss_qat"] = s["spearman_fp32"] - s["spearman_int8_qat"]
+    s["checks"] = {"size_at_most_25pct": s["parameter_ratio"] <= 0.25,
+                   "quality_at_least_95pct": s["quality_kept"] >= 0.95,
+                   "qat_beats_ptq": s["int8_loss_qat"] < s["int8_loss_ptq"]}
     return s
 
 

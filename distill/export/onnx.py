@@ -6,6 +6,7 @@ quantized artifacts are judged by task quality, not by closeness (that is what q
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,9 +42,15 @@ def quantize_int8(src: Path, dst: Path, per_channel: bool = True) -> Path:
     """Dynamic int8 quantization: int8 per-channel weights, uint8 per-tensor activations at run time."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        quantize_dynamic(str(src), str(dst), per_channel=per_channel, weight_type=QuantType.QInt8)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # quantize_dynamic logs a pre-processing hint on the root logger every call
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(str(src), str(dst), per_channel=per_channel, weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
     return dst
 
 
