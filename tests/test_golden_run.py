@@ -24,6 +24,12 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "golden" / "example.jsonl"
 
 
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("EDGEFARM_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
 @pytest.fixture(scope="module")
 def art(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("samples")
@@ -89,6 +95,21 @@ def test_other_weights_fail_with_readable_reasons(art: dict[str, Path]) -> None:
     assert not r.unit_failures  # the model is sound, it just behaves differently
     md = r.markdown()
     assert "FAIL" in md and f"`{bad.id}`" in md
+
+
+def test_reference_embeddings_are_cached_on_disk(art: dict[str, Path], cache_dir: Path) -> None:
+    ids = subset_ids(1)[:6]
+    first = run_golden(EXAMPLE, art["gguf_other"], ids=ids, determinism_items=0)
+    (cache,) = (cache_dir / "golden-embeddings").glob("*.npz")
+    with np.load(cache) as z:
+        assert len(z["keys"]) == len(ids) and z["vecs"].shape == (len(ids), 384)
+    from harness.golden.embedder import Embedder
+
+    fresh = Embedder(backend="numpy")
+    assert len(fresh.load_cache(cache)) == len(ids)
+    again = run_golden(EXAMPLE, art["gguf_other"], ids=ids, determinism_items=0, embedder=fresh)
+    assert [i.scores["similarity"] for i in again.items] == pytest.approx(
+        [i.scores["similarity"] for i in first.items], abs=1e-5)
 
 
 def test_llama_abort_is_reported_as_a_signal(art: dict[str, Path]) -> None:

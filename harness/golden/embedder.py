@@ -98,17 +98,16 @@ class Embedder:
         self.tokenizer.enable_truncation(self.max_length)
         self.tokenizer.no_padding()
         self._cache: dict[str, F32] = {}
+        self._disk: dict[str, F32] = {}
         self._ort: Any = None
+        self.backend = "numpy"
         if backend != "numpy":
             have_ort = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
             if backend == "onnxruntime" and not have_ort:
                 raise UserError("the onnxruntime embedder backend needs onnx and onnxruntime",
                                 hint="pip install onnx onnxruntime (the `agent` extra), or use backend='numpy'")
             if have_ort:
-                from harness.golden.minilm_onnx import OrtEncoder
-
-                self._ort = OrtEncoder(self.w, layers=self.layers, heads=self.heads, hidden=self.hidden, eps=self.eps)
-        self.backend = "onnxruntime" if self._ort is not None else "numpy"
+                self.backend = "onnxruntime"  # the session is built on the first cache miss (~5 s)
         self.fingerprint = hashlib.sha256((self.directory / "model.safetensors").read_bytes()[:1 << 20]).hexdigest()
 
     def _encode_batch(self, ids: list[list[int]]) -> F32:
@@ -118,7 +117,11 @@ class Embedder:
         for i, row in enumerate(ids):
             tok[i, : len(row)] = row
             mask[i, : len(row)] = 1.0
-        if self._ort is not None:
+        if self.backend == "onnxruntime":
+            if self._ort is None:
+                from harness.golden.minilm_onnx import OrtEncoder
+
+                self._ort = OrtEncoder(self.w, layers=self.layers, heads=self.heads, hidden=self.hidden, eps=self.eps)
             out: F32 = self._ort(tok, mask)
             return out
         return self._encode_numpy(tok, mask)
@@ -159,6 +162,9 @@ class Embedder:
     def embed(self, texts: Iterable[str]) -> F32:
         """Unit-norm embeddings, one row per text, computed in length-sorted batches and cached by text."""
         texts = list(texts)
+        for t in texts:
+            if t not in self._cache and text_key(t) in self._disk:
+                self._cache[t] = self._disk[text_key(t)]
         todo = sorted({s for s in texts if s not in self._cache})
         if todo:
             ids = self.token_ids(todo)
@@ -172,10 +178,41 @@ class Embedder:
             return np.zeros((0, self.hidden), dtype=np.float32)
         return np.stack([self._cache[s] for s in texts])
 
+    def load_cache(self, path: Path) -> set[str]:
+        """Add embeddings saved by `save_cache`; returns their keys (`text_key`), none if from another model."""
+        known = self._read_cache(path)
+        self._disk.update(known)
+        return set(known)
+
+    def _read_cache(self, path: Path) -> dict[str, F32]:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if str(z["model"]) != self.fingerprint:
+                    return {}
+                return dict(zip((str(k) for k in z["keys"]), z["vecs"]))
+        except (OSError, KeyError, ValueError):
+            return {}
+
+    def save_cache(self, path: Path, texts: Iterable[str]) -> None:
+        """Add the embeddings of `texts` (e.g. a suite's references) to the cache file at `path`."""
+        texts = list(dict.fromkeys(texts))
+        keep = {**self._read_cache(path), **{text_key(t): v for t, v in zip(texts, self.embed(texts))}}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, model=np.array(self.fingerprint), keys=np.array(list(keep)),
+                 vecs=np.stack(list(keep.values())) if keep else np.zeros((0, self.hidden), np.float32))
+        tmp.replace(path)
+        self._disk.update(keep)
+
     def similarity(self, a: str, b: str) -> float:
         """Cosine similarity of two texts' embeddings."""
         va, vb = self.embed([a, b])
         return float(np.dot(va, vb))
+
+
+def text_key(text: str) -> str:
+    """The cache key of a text: its UTF-8 sha256."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 _DEFAULT: Embedder | None = None

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Collection, Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from harness.golden.embedder import MODEL_NAME, Embedder, default_embedder
+from harness.golden.embedder import MODEL_NAME, Embedder, default_embedder, text_key
 from harness.golden.generators import Generator, Output, make_generator
 from harness.golden.results import Check, GoldenResult, ItemResult, Outcome
 from harness.golden.similarity import chrf, rouge_l
@@ -123,19 +124,39 @@ def _item_result(item: Item, out: Output, checks: list[Check], scores: dict[str,
                       deterministic=det)
 
 
-def evaluate(items: Sequence[Item], outputs: Sequence[Output], embedder: Embedder | None = None) -> list[ItemResult]:
-    """Score outputs (in item order) against the items' references: tiers 1 and 2."""
+def reference_cache_path(suite_sha256: str) -> Path:
+    """Where the embeddings of a suite's references are kept between runs ($EDGEFARM_CACHE or ~/.cache/edgefarm)."""
+    root = Path(os.environ.get("EDGEFARM_CACHE") or Path.home() / ".cache" / "edgefarm")
+    return root / "golden-embeddings" / f"{suite_sha256[:32]}.npz"
+
+
+def evaluate(items: Sequence[Item], outputs: Sequence[Output], embedder: Embedder | None = None, *,
+             reference_cache: Path | None = None) -> list[ItemResult]:
+    """Score outputs (in item order) against the items' references: tiers 1 and 2.
+
+    An output identical to its reference has similarity 1 without running the embedder. `reference_cache`:
+    an .npz of reference embeddings, read if present and written after the references were embedded.
+    """
     by_id = {o.id: o for o in outputs}
     text_pairs = [(it, by_id[it.id]) for it in items
                   if it.kind == "text" and it.id in by_id and by_id[it.id].error is None and by_id[it.id].text is not None]
-    sims: dict[str, float] = {}
-    needs_embedding = [(it, o) for it, o in text_pairs if it.criterion.min_similarity is not None]
+    sims: dict[str, float] = {it.id: 1.0 for it, o in text_pairs
+                              if it.criterion.min_similarity is not None and o.text == it.reference}
+    needs_embedding = [(it, o) for it, o in text_pairs if it.criterion.min_similarity is not None and it.id not in sims]
     if needs_embedding:
         emb = embedder or default_embedder()
-        refs = emb.embed([str(it.reference) for it, _ in needs_embedding])
+        on_file = emb.load_cache(reference_cache) if reference_cache is not None and reference_cache.exists() else set()
+        ref_texts = [str(it.reference) for it, _ in needs_embedding]
+        new_refs = [t for t in ref_texts if text_key(t) not in on_file]
+        refs = emb.embed(ref_texts)
         hyps = emb.embed([str(o.text) for _, o in needs_embedding])
         for (it, _), r, h in zip(needs_embedding, refs, hyps):
             sims[it.id] = float(np.dot(r, h))
+        if reference_cache is not None and new_refs:
+            try:
+                emb.save_cache(reference_cache, new_refs)
+            except OSError:
+                pass  # a read-only cache directory only costs time
     results: list[ItemResult] = []
     for it in items:
         out = by_id.get(it.id) or Output(id=it.id, error="no output produced")
@@ -174,12 +195,13 @@ def run_golden(suite: Path | Suite, target: str | Path | Generator, *, determini
     gen: Generator = make_generator(target, n_ctx=n_ctx) if isinstance(target, (str, Path)) else target
     started, t0 = now_rfc3339(), time.monotonic()
     outputs = gen.generate(items, repeat_ids(items, determinism_items))
-    results = evaluate(items, outputs, embedder)
+    suite_sha = file_sha256(s.path)
+    results = evaluate(items, outputs, embedder, reference_cache=reference_cache_path(suite_sha))
     d = gen.describe
     teacher = s.header.teacher
     uses_embedder = any(i.criterion.min_similarity is not None for i in items)
     return GoldenResult(
-        suite=str(s.path), suite_name=s.header.name, suite_sha256=file_sha256(s.path),
+        suite=str(s.path), suite_name=s.header.name, suite_sha256=suite_sha,
         target={"kind": d.kind, "ref": d.ref, "sha256": d.sha256, "runtime": d.runtime},
         teacher=None if teacher is None else {k: v for k, v in vars(teacher).items() if v is not None},
         embedder=MODEL_NAME if uses_embedder else None, min_pass_rate=s.header.min_pass_rate, items=results,
