@@ -217,6 +217,8 @@ class CallableGenerator:
 
     def __init__(self, spec: str) -> None:
         mod_name, _, fn_name = spec.partition(":")
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())  # console scripts do not put the working directory on sys.path
         try:
             fn = getattr(importlib.import_module(mod_name), fn_name)
         except (ImportError, AttributeError) as e:
