@@ -79,3 +79,11 @@ def test_cosine() -> None:
     assert cosine([0, 0], [1, 0]) == 0.0
     with pytest.raises(ValueError):
         cosine([1, 2, 3], [1, 2])
+
+
+def test_chrf_matches_sacrebleu_published_example() -> None:
+    # The chrF metric card (Hugging Face datasets, computed by sacrebleu, chrF2 char_order 6 word_order 0)
+    # prints {'score': 61.576379378113785} for this pair.
+    hyp = "The relationship between Obama and Netanyahu is not exactly friendly."
+    ref = "The ties between Obama and Netanyahu are not particularly friendly."
+    assert chrf(hyp, ref) == pytest.approx(0.61576379378113785, abs=1e-12)
