@@ -1085,12 +1085,20 @@ def _last_lines(text: str, n: int = 2) -> str:
 
 
 def _phase_list(events: List[Json], t_end: float) -> List[Json]:
+    """Phases that started, with monotonic start/end and the model process's CPU seconds in each.
+
+    cpu_s well below (t_end - t_start) x threads means the model process was starved of CPU.
+    """
     out: List[Json] = []
     for i, ev in enumerate(events):
         if ev.get("phase") == "done":
             break
-        end = events[i + 1]["t"] if i + 1 < len(events) else t_end
-        out.append({"name": ev.get("phase"), "t_start": ev.get("t"), "t_end": end})
+        nxt = events[i + 1] if i + 1 < len(events) else None
+        entry: Json = {"name": ev.get("phase"), "t_start": ev.get("t"), "t_end": nxt["t"] if nxt else t_end,
+                       "cpu_s": None}
+        if nxt is not None and isinstance(nxt.get("cpu"), float) and isinstance(ev.get("cpu"), float):
+            entry["cpu_s"] = round(nxt["cpu"] - ev["cpu"], 6)
+        out.append(entry)
     return out
 
 
@@ -1343,7 +1351,8 @@ def child_main(fd: int, raw_spec: str) -> int:
     fmt = spec["format"]
 
     def phase(name: str) -> None:
-        emit({"event": "phase", "phase": name, "t": time.monotonic(), "wall": time.time()}, out)
+        emit({"event": "phase", "phase": name, "t": time.monotonic(), "wall": time.time(),
+              "cpu": time.process_time()}, out)
 
     def finish(status: str, message: Optional[str], **kw: Any) -> int:
         emit(dict({"event": "child_result", "status": status, "message": message}, **kw), out)
