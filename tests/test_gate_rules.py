@@ -308,3 +308,13 @@ def test_a_device_without_a_profile_is_said() -> None:
     assert any("no device profile named 'laptop9'" in n for n in rep.cells[0].notes)
     rep = evaluate([rec], load_policy())
     assert any("no device profiles given" in n for n in rep.notes)
+
+
+def test_oom_reads_the_runners_memory_cap_provenance(tmp_path: Path) -> None:
+    # as harness/runner.py writes it when the cgroup cap OOM-kills the model process
+    rec = make_record(status="oom", samples=None, peak_rss_mib=None, message="OOM-killed")
+    rec.provenance["memory_cap"] = {"kind": "cgroup", "limit_mib": 3072, "group_peak_mib": 3071.9}
+    rep = evaluate([rec], policy(tmp_path, '[[budget]]\nmetric = "peak_rss_mib"\nmax = 1024\n'))
+    r = rep.cells[0].rules[0]
+    assert r.outcome == "fail" and r.value == 3071.9
+    assert "3072 MiB cgroup memory cap" in r.reason and "memory reached 3072 MiB" in r.reason
