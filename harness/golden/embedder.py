@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -198,7 +199,7 @@ class Embedder:
         texts = list(dict.fromkeys(texts))
         keep = {**self._read_cache(path), **{text_key(t): v for t, v in zip(texts, self.embed(texts))}}
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")  # parallel workers may save the same suite
         np.savez(tmp, model=np.array(self.fingerprint), keys=np.array(list(keep)),
                  vecs=np.stack(list(keep.values())) if keep else np.zeros((0, self.hidden), np.float32))
         tmp.replace(path)

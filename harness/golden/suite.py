@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -319,7 +320,7 @@ def write_suite(path: Path, header: Header, items: list[Item]) -> None:
     Criterion and generation keys equal to the header's defaults are left out of the item lines.
     """
     gen_defaults = {**asdict(Generation()), **header.defaults.generation}
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         hd = asdict(header)
         if hd.get("teacher"):
