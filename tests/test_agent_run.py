@@ -36,6 +36,7 @@ def test_each_format_is_ok_with_every_metric_filled(samples: dict[str, Path], fm
     assert res["format"] == fmt and res["runtime"]["version"]
     assert [e["phase"] for e in r.events if e["event"] == "phase"] == PHASES
     assert [p["name"] for p in res["phases"]] == PHASES[:-1]
+    assert all(p["t_start"] <= p["t_end"] and p["cpu_s"] >= 0 for p in res["phases"])
     expected = set(METRICS) - CONTROLLER_ONLY - (set() if fmt == "gguf" else GGUF_ONLY)
     assert set(res["metrics"]) == expected
     for name, m in res["metrics"].items():
