@@ -47,7 +47,7 @@ class EdgefarmItem(pytest.Item):
         from harness.gate import evaluate, load_policy
 
         report = evaluate([rec], load_policy(self.state.policy_path), baseline=self.state.baseline(),
-                          profiles=self.state.profiles)
+                          profiles=self.state.profiles, known_artifacts=self.state.artifact_names())
         cell = report.cell(self.device, rec.artifact.name)
         result = next((r for r in (cell.rules if cell else []) if r.rule == self.rule), None)
         if result is None:
@@ -82,7 +82,7 @@ def rule_ids(state: EdgefarmState, device: str, entry: ArtifactEntry) -> list[st
 
     try:
         report = evaluate([_placeholder(state, device, entry)], load_policy(state.policy_path),
-                          baseline=state.baseline(), profiles=state.profiles)
+                          baseline=state.baseline(), profiles=state.profiles, known_artifacts=state.artifact_names())
     except UserError as e:
         raise pytest.UsageError(f"edgefarm: {e}") from None
     cell = report.cell(device, entry.info.name)

@@ -65,6 +65,9 @@ class EdgefarmState:
             self.results[key] = rec
         return self.results[key]
 
+    def artifact_names(self) -> list[str]:
+        return [a.path.name for a in self.artifacts]
+
     def baseline(self) -> list[Record] | None:
         return load_run(self.baseline_dir) if self.baseline_dir else None
 
