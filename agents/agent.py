@@ -16,6 +16,7 @@ import math
 import mmap
 import os
 import platform
+import re
 import select
 import signal
 import struct
@@ -1081,7 +1082,8 @@ def _last_lines(text: str, n: int = 2) -> str:
     """The stderr lines that say why (assertions, errors), else the last lines; for messages."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     telling = [ln for ln in lines if any(w in ln.lower() for w in _REASON_WORDS) and not ln.startswith("#")]
-    return " | ".join((telling or lines)[-n:])[-600:]
+    # /tmp/pip-wheel-x/vendor/llama.cpp/src/llama-vocab.cpp:2544: -> llama-vocab.cpp:2544:
+    return " | ".join(re.sub(r"(?:/[^\s/:]+)+/([^\s/:]+:\d+)", r"\1", ln) for ln in (telling or lines)[-n:])[-600:]
 
 
 def _phase_list(events: List[Json], t_end: float) -> List[Json]:
