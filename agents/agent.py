@@ -888,32 +888,48 @@ def cmd_run(raw_spec: str) -> int:
 
 
 def _child_program() -> str:
-    """This file byte-compiled (cached in the temp dir), for the model process to run.
+    """This file byte-compiled and cached beside it (else in the temp dir), for the model process to run.
 
     Compiling this source costs a process ~4 MiB of resident memory, loading a .pyc ~0.3 MiB; in the model
     process that memory would be counted in the model's figures. Falls back to the source.
     """
     src = os.path.abspath(__file__)
+    if src.endswith(".pyc"):  # already running from it (see main)
+        return src
     try:
         import importlib.util
         import marshal
         import tempfile
 
         st = os.stat(src)
-        cfile = os.path.join(tempfile.gettempdir(), "edgefarm-agent-%d-%d.%s.pyc"
-                             % (st.st_size, st.st_mtime_ns, sys.implementation.cache_tag))
-        if not os.path.exists(cfile):
-            with open(src, "rb") as fh:
-                code = compile(fh.read(), src, "exec", dont_inherit=True)
-            header = importlib.util.MAGIC_NUMBER + struct.pack("<III", 0, int(st.st_mtime) & 0xFFFFFFFF,
-                                                               st.st_size & 0xFFFFFFFF)
-            tmp = "%s.%d.tmp" % (cfile, os.getpid())
-            with open(tmp, "wb") as out:
-                out.write(header + marshal.dumps(code))
-            os.replace(tmp, cfile)
-        return cfile
+        name = "edgefarm-agent-%d-%d.%s.pyc" % (st.st_size, st.st_mtime_ns, sys.implementation.cache_tag)
+        for d in (os.path.join(os.path.dirname(src), "__pycache__"), tempfile.gettempdir()):
+            cfile = os.path.join(d, name)
+            try:
+                cst = os.stat(cfile)
+            except OSError:
+                cst = None
+            if cst is not None:
+                if cst.st_uid == os.getuid() and not cst.st_mode & 0o022:  # never run someone else's file
+                    return cfile
+                continue
+            try:
+                os.makedirs(d, exist_ok=True)
+                with open(src, "rb") as fh:
+                    code = compile(fh.read(), src, "exec", dont_inherit=True)
+                header = importlib.util.MAGIC_NUMBER + struct.pack("<III", 0, int(st.st_mtime) & 0xFFFFFFFF,
+                                                                   st.st_size & 0xFFFFFFFF)
+                tmp = "%s.%d.tmp" % (cfile, os.getpid())
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                with os.fdopen(fd, "wb") as out:
+                    out.write(header + marshal.dumps(code))
+                os.replace(tmp, cfile)
+                return cfile
+            except OSError:
+                continue
     except Exception:
-        return src
+        pass
+    return src
 
 
 class _Supervised:
@@ -1434,6 +1450,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     if len(args) == 2 and args[0] == "hash":
         return cmd_hash(args[1])
     if len(args) == 2 and args[0] == "run":
+        prog = _child_program()
+        if prog.endswith(".pyc") and not os.path.abspath(__file__).endswith(".pyc"):
+            # Same pid, but a process image that never compiled this source: ~4 MiB less resident
+            # memory while the agent waits, and a lower floor under the model process's ru_maxrss.
+            try:
+                os.execv(sys.executable, [sys.executable, prog] + args)
+            except OSError:
+                pass
         return cmd_run(args[1])
     if len(args) == 3 and args[0] == "_child":
         return child_main(int(args[1]), args[2])
