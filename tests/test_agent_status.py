@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import signal
 import subprocess
@@ -94,3 +95,24 @@ def test_phase_events_are_relayed_while_the_model_runs(tmp_path: Path) -> None:
     p.wait()
     assert list(arrivals) == ["load", "first", "warmup", "measure", "done", "result"]
     assert arrivals["result"] - arrivals["measure"] > 1.0  # seen at its start, not at the end
+
+
+def test_a_planted_pyc_is_never_run(tmp_path: Path) -> None:
+    """The cached byte-code is only trusted when it is ours and not writable by others."""
+    agent = tmp_path / "agent.py"
+    agent.write_bytes(AGENT.read_bytes())
+    st = agent.stat()
+    cache = tmp_path / "__pycache__"
+    cache.mkdir()
+    planted = cache / f"edgefarm-agent-{st.st_size}-{st.st_mtime_ns}.{sys.implementation.cache_tag}.pyc"
+    planted.write_bytes(b"not byte code")
+    planted.chmod(0o666)
+    paths = make_samples(tmp_path / "s")
+    spec = {**FAST, "artifact": str(paths["tflite"]), "min_runs": 5, "min_s": 0.0}
+    (tmp_path / "tmp").mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}  # where the agent falls back to
+    out = subprocess.run([sys.executable, str(agent), "run", json.dumps(spec)], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert json.loads(out.stdout.splitlines()[-1])["status"] == "ok", out.stderr
+    assert planted.read_bytes() == b"not byte code"
+    assert [p.name for p in (tmp_path / "tmp").glob("edgefarm-agent-*.pyc")] == [planted.name]
