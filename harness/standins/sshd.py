@@ -18,6 +18,7 @@ Options that make it a useful test device:
 from __future__ import annotations
 
 import argparse
+import fcntl
 import getpass
 import itertools
 import os
@@ -25,6 +26,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +59,13 @@ class Netns:
 
     @classmethod
     def create(cls) -> Netns:
+        """A fresh namespace; the address is picked and claimed under a host-wide lock (xdist workers race)."""
+        with open(os.path.join(tempfile.gettempdir(), "edgefarm-netns.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return cls._create()
+
+    @classmethod
+    def _create(cls) -> Netns:
         taken = subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True).stdout
         taken += subprocess.run(["ip", "route"], capture_output=True, text=True).stdout
         n = next(_counter)
