@@ -34,6 +34,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"
 $PIP install --upgrade pip wheel >/dev/null
+# distill's tests need torch: pin the CPU wheel first, so nothing later can pull a CUDA build (several GB).
+[ $TEST -eq 1 ] && $PIP install "torch==2.13.0"
 
 # llama-cpp-python: no binary wheel exists; build once, cache by version + CMAKE_ARGS.
 key=$(printf '%s|%s|%s' "$LLAMA_VERSION" "$CMAKE_ARGS" "$($VENV/bin/python -c 'import sys;print(sys.version_info[:2])')" | sha256sum | cut -c1-16)
