@@ -72,7 +72,7 @@ def test_nightly_has_the_required_shape() -> None:
     assert shard["runs-on"][:2] == ["self-hosted", "edgefarm"] and "matrix.host" in shard["runs-on"][2]
     assert shard["strategy"]["matrix"]["include"]
     text = (CI / "nightly.yml").read_text()
-    for needle in ("ci/setup.sh", "pytest -n auto", "--edgefarm-out", "edgefarm gate", "GITHUB_STEP_SUMMARY",
+    for needle in ("ci/setup.sh", "pytest -n auto --edgefarm-only", "--edgefarm-out", "edgefarm gate", "GITHUB_STEP_SUMMARY",
                    "actions/upload-artifact", "actions/download-artifact", "edgefarm merge", "edgefarm report"):
         assert needle in text, needle
     assert merge["needs"] == "shard"
