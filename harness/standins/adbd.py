@@ -33,7 +33,7 @@ from pathlib import Path
 
 from harness.standins.adb_wire import Connection, Stream, StreamClosed
 from harness.standins.adbd_sync import SyncService
-from harness.standins.procs import free_port, kill_tree
+from harness.standins.procs import dies_with_parent, free_port, kill_tree
 
 # shell protocol v2 packet ids
 SH_STDIN, SH_STDOUT, SH_STDERR, SH_EXIT, SH_CLOSE_STDIN, SH_WINDOW = 0, 1, 2, 3, 4, 5
@@ -259,7 +259,7 @@ def start(root: Path, *, port: int | None = None, host: str = "127.0.0.1", quota
     if quota_mib is not None:
         argv += ["--quota-mib", str(quota_mib)]
     log = open(root.parent / f"adbd-{port}.log", "ab")
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+    proc = subprocess.Popen(dies_with_parent(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                             cwd=Path(__file__).resolve().parents[2])
     log.close()
     deadline = time.monotonic() + timeout_s

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 from pathlib import Path
@@ -48,3 +49,12 @@ def kill_tree(pid: int, sig: int = signal.SIGKILL) -> None:
             os.kill(p, sig)
         except ProcessLookupError:
             pass
+
+
+def dies_with_parent(argv: list[str]) -> list[str]:
+    """argv that is SIGKILLed when the thread starting it dies (a killed test run leaves no daemons behind).
+
+    Call from a long-lived thread: the kernel's parent-death signal follows the creating thread.
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else argv

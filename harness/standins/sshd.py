@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.standins.procs import free_port, kill_tree
+from harness.standins.procs import dies_with_parent, free_port, kill_tree
 
 SSHD = "/usr/sbin/sshd"  # sshd re-executes itself and insists on an absolute path
 _counter = itertools.count()
@@ -216,6 +216,7 @@ def start(
                 str(storage_quota_mib), str(workdir), *argv]
     if ns is not None:
         argv = ["ip", "netns", "exec", ns.name, *argv]
+    argv = dies_with_parent(argv)
     log = open(d / "sshd.log", "ab")
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     log.close()
