@@ -77,8 +77,8 @@ def test_teacher_passes_its_own_suite(art: dict[str, Path]) -> None:
     ids = subset_ids()
     r = run_golden(EXAMPLE, art["gguf"], ids=ids, determinism_items=len(ids))
     # The references were recorded on x86-64 with the portable llama.cpp build (GGML_NATIVE=OFF); other CPU
-    # kernels may round differently and flip
-    # a near-tie in greedy decoding, which the suite's thresholds and min_pass_rate absorb.
+    # kernels may round differently and flip a near-tie in greedy decoding, which the suite's thresholds and
+    # min_pass_rate absorb.
     assert r.outcome == "pass", r.markdown()
     assert r.pass_rate >= 0.9 and r.behaviour_stability == 1.0
     assert {c.name for c in r.items[0].checks} == {"shape", "dtype", "finite", "determinism"}
