@@ -91,7 +91,7 @@ class Trainer:
     """Runs `loss_fn` over batches with AdamW, linear warm-up then cosine decay."""
 
     def __init__(self, model: nn.Module, loss_fn: LossFn, cfg: TrainConfig,
-                 embedding_params: Sequence[nn.Parameter] = ()) -> None:
+                 embedding_params: Sequence[torch.Tensor] = ()) -> None:
         self.model, self.loss_fn, self.cfg = model, loss_fn, cfg
         self.embedding_params = list(embedding_params)
         self.precision = resolve_precision(cfg.precision)
@@ -153,7 +153,7 @@ class Trainer:
             for i, bi in enumerate(order):
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
                     terms = self.loss_fn(batches[bi], self.step)
-                (terms["loss"] / cfg.grad_accum).backward()
+                (terms["loss"] / cfg.grad_accum).backward()  # type: ignore[no-untyped-call]
                 if (i + 1) % cfg.grad_accum and i + 1 != len(order):
                     continue
                 for g in self.opt.param_groups:

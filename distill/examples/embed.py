@@ -75,12 +75,12 @@ def _eval_set(held: list[corpus.Document], per_kind: int, rng: random.Random) ->
         doc_of += [di] * len(d.sentences)
     n = len(texts)
     adjacent = [(i, i + 1, "adjacent") for i in range(n - 1) if doc_of[i] == doc_of[i + 1]]
-    rand = []
+    rand: list[tuple[int, int, str]] = []
     while len(rand) < per_kind and n > 1:
         i, j = rng.randrange(n), rng.randrange(n)
         if doc_of[i] != doc_of[j]:
             rand.append((i, j, "unrelated"))
-    pert = []
+    pert: list[tuple[int, int, str]] = []
     for i in rng.sample(range(n), min(per_kind, n)):
         texts.append(_perturb(texts[i], rng))
         pert.append((i, len(texts) - 1, "perturbed"))

@@ -21,7 +21,7 @@ import torch
 
 from distill.errors import DistillError
 from distill.models.chartok import BOS, EOS, UNK, CharVocab
-from distill.models.llama import Llama
+from distill.models.llama import Block, Llama
 
 Kind = Literal["f16", "q8_0"]
 TOLERANCE: dict[str, float] = {"f16": 0.05, "q8_0": 0.25}
@@ -79,6 +79,7 @@ def export_gguf(model: Llama, vocab: CharVocab, path: Path, kind: Kind = "q8_0",
 
     mat("token_embd.weight", model.embed.weight)
     for i, blk in enumerate(model.blocks):
+        assert isinstance(blk, Block)
         p = f"blk.{i}"
         vec(f"{p}.attn_norm.weight", blk.attn_norm.weight)
         mat(f"{p}.attn_q.weight", blk.q.weight)

@@ -47,7 +47,7 @@ def export_tflite(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path
             hint="pip install litert-torch (keeps torch==2.13.0), or export ONNX/GGUF instead")
     path.parent.mkdir(parents=True, exist_ok=True)
     model.eval()
-    edge = conv.convert(model, inputs)  # type: ignore[attr-defined]
+    edge = conv.convert(model, inputs)
     edge.export(str(path))
     try:
         from ai_edge_litert.interpreter import Interpreter

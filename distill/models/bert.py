@@ -118,7 +118,8 @@ class BertEncoder(nn.Module):
         x = self.word_proj(self.word(input_ids)) + self.position.weight[:n].unsqueeze(0)
         if self.token_type is not None:
             x = x + self.token_type.weight[0]
-        return self.emb_norm(x)
+        out: Tensor = self.emb_norm(x)
+        return out
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> EncoderOutput:
         bias = (1.0 - attention_mask[:, None, None, :].to(torch.float32)) * -1e4
@@ -146,7 +147,8 @@ class SentenceEncoder(nn.Module):
         self.encoder = encoder
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        return mean_pool(self.encoder(input_ids, attention_mask).last, attention_mask)
+        out: Tensor = mean_pool(self.encoder(input_ids, attention_mask).last, attention_mask)
+        return out
 
 
 _LAYER_KEYS = {
