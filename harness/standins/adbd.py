@@ -278,22 +278,37 @@ def start(root: Path, *, port: int | None = None, host: str = "127.0.0.1", quota
 
 @dataclass
 class AdbServer:
-    """A private adb server (the real host-side binary) on a port of its own, for tests and benchmarks."""
+    """A private adb server (the real host-side binary) on a port of its own, for tests and benchmarks.
+
+    It runs in the foreground as our child (`adb nodaemon server`), so it dies with the run that started it;
+    stop() asks it to go with `adb kill-server`, as a user would.
+    """
 
     port: int
     adb: str
+    proc: subprocess.Popen[bytes] | None = None
 
     @classmethod
-    def start(cls, port: int | None = None, adb: str | None = None) -> AdbServer:
+    def start(cls, port: int | None = None, adb: str | None = None, timeout_s: float = 20.0) -> AdbServer:
         if adb is None:
             import adbutils
 
             adb = adbutils.adb_path()
         srv = cls(port or free_port(), adb)
-        res = srv.cmd("start-server", timeout=30)
-        if res.returncode != 0:
-            raise RuntimeError(f"adb start-server on port {srv.port} failed: {res.stdout}{res.stderr}")
-        return srv
+        srv.proc = subprocess.Popen(dies_with_parent([adb, "-P", str(srv.port), "nodaemon", "server"]),
+                                    env=srv.env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if srv.proc.poll() is not None:
+                raise RuntimeError(f"adb server on port {srv.port} exited {srv.proc.returncode}")
+            try:
+                socket.create_connection(("127.0.0.1", srv.port), timeout=0.5).close()
+                return srv
+            except OSError:
+                time.sleep(0.05)
+        srv.stop()
+        raise RuntimeError(f"adb server on port {srv.port} did not listen within {timeout_s} s")
 
     def env(self) -> dict[str, str]:
         # No mDNS discovery and no emulator scan: a test server talks to its own stand-ins only.
@@ -306,6 +321,12 @@ class AdbServer:
 
     def stop(self) -> None:
         self.cmd("kill-server", timeout=30)
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                kill_tree(self.proc.pid)
+                self.proc.wait(timeout=10)
 
 
 def main(argv: list[str] | None = None) -> int:
