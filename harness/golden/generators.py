@@ -66,11 +66,17 @@ def _signame(rc: int) -> str:
 
 
 class LlamaGenerator:
-    """A GGUF generated with llama-cpp-python in a child process: greedy (temperature 0) or seeded sampling."""
+    """A GGUF generated with llama-cpp-python in a child process: greedy (temperature 0) or seeded sampling.
+
+    One thread unless told otherwise (n_threads, or $EDGEFARM_GOLDEN_THREADS): llama.cpp's threads spin while
+    they wait, and on a busy 2-core host (other pytest workers, other jobs) two threads measured 33 ms per token
+    where one took 0.2 ms for the tiny sample. Prompt evaluation uses the same count.
+    """
 
     def __init__(self, path: Path, *, sha256: str | None = None, n_ctx: int = 512, n_threads: int | None = None,
                  timeout_s: float | None = None) -> None:
-        self.path, self.n_ctx, self.n_threads, self.timeout_s = path, n_ctx, n_threads, timeout_s
+        self.path, self.n_ctx, self.timeout_s = path, n_ctx, timeout_s
+        self.n_threads = n_threads or int(os.environ.get("EDGEFARM_GOLDEN_THREADS") or 1)
         self.describe = Describe("gguf", str(path), sha256)
 
     def generate(self, items: Sequence[Item], repeat_ids: set[str]) -> list[Output]:

@@ -37,8 +37,9 @@ def main() -> int:
         import llama_cpp
         import numpy as np
 
+        threads = int(req.get("n_threads") or 1)
         llm: Any = llama_cpp.Llama(model_path=req["model"], n_ctx=int(req.get("n_ctx") or 512), seed=0,
-                              n_threads=req.get("n_threads"), verbose=False)
+                                   n_threads=threads, n_threads_batch=threads, verbose=False)
     except Exception as e:  # noqa: BLE001 - reported to the parent, which raises a UserError
         _emit({"event": "fatal", "error": f"{type(e).__name__}: {e}"})
         return 1
