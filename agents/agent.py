@@ -959,8 +959,11 @@ def run_child(spec: Json, res: Json) -> None:
         r_fd, w_fd = os.pipe()
         argv = [sys.executable, _child_program(), "_child", str(w_fd), json.dumps(spec)]
         deadline = time.monotonic() + float(spec["timeout_s"])
+        # A process group of its own (killed whole on timeout), but not a session of its own: under the
+        # kernel's autogroup scheduling a new session is weighed as a separate group, so the model would
+        # get a different CPU share than the same runtime run by hand, and niceness would not carry over.
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(w_fd,),
-                                start_new_session=True, env=env, close_fds=True)
+                                preexec_fn=os.setpgrp, env=env, close_fds=True)
         os.close(w_fd)
         sv = supervise(proc, r_fd, deadline)
         log.seek(0, os.SEEK_END)
