@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -10,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_helpers import make_samples, run_spec
+from agent_helpers import AGENT, FAST, make_samples, run_spec
 
 from harness.metrics import METRICS, SAMPLE_SERIES
 
@@ -146,3 +148,37 @@ def test_few_samples_give_null_percentiles_with_a_note(samples: dict[str, Path])
     p95 = res["metrics"]["latency_ms_p95"]
     assert p95["value"] is None and p95["note"] == f"insufficient samples: n={n} < 72 needed for p95 at 95% confidence"
     assert res["metrics"]["latency_ms_max"]["value"] is not None
+
+
+def _own_memory_cgroup_v1() -> Path | None:
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, ctrls, rel = line.split(":", 2)
+        if "memory" in ctrls.split(","):
+            d = Path("/sys/fs/cgroup/memory") / rel.lstrip("/")
+            return d if (d / "memory.oom_control").exists() and os.access(d, os.W_OK) else None
+    return None
+
+
+def test_kernel_oom_kill_in_a_memory_cgroup_is_oom(samples: dict[str, Path], tmp_path: Path) -> None:
+    """The agent reads its memory cgroup's OOM-kill counter: a SIGKILL it did not send is then `oom`."""
+    parent = _own_memory_cgroup_v1()
+    if parent is None:
+        pytest.skip("no writable cgroup v1 memory controller here")
+    group = parent / f"edgefarm-agent-test-{os.getpid()}"
+    group.mkdir()
+    try:
+        (group / "memory.limit_in_bytes").write_text(str(300 << 20))
+        spec = {**FAST, "artifact": str(samples["onnx"]), "dynamic_dims": {"batch": 20000, "seq": 64}}
+        script = f'echo $$ > {group}/cgroup.procs && exec "$0" "$@"'
+        out = subprocess.run(["sh", "-c", script, sys.executable, str(AGENT), "run", json.dumps(spec)],
+                             capture_output=True, text=True, timeout=120)
+        res = json.loads(out.stdout.splitlines()[-1])
+        assert res["status"] == "oom" and res["signal"] == signal.SIGKILL, res["message"]
+        assert "cgroup" in res["message"]
+    finally:
+        for _ in range(50):
+            try:
+                group.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
