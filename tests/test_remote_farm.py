@@ -78,8 +78,9 @@ def test_farm_run_in_parallel_then_rerun_sends_nothing(farm: Path, samples: list
     a_span, b_span = (min(s for s, _ in a), max(e for _, e in a)), (min(s for s, _ in b), max(e for _, e in b))
     assert a_span[0] < b_span[1] and b_span[0] < a_span[1], (a_span, b_span)
     # Same artifacts again: content-addressed staging sends nothing to any device.
-    assert cli.main([*argv, "--out", str(tmp_path / "run2")]) == 0
+    rc = cli.main([*argv, "--out", str(tmp_path / "run2")])
     out = capsys.readouterr().out
+    assert rc == 0, [(r["device"]["name"], r["status"], r.get("message")) for r in _records(tmp_path / "run2")]
     assert "bytes transferred to devices: 0 " in out, out
     assert all(r["provenance"]["push"]["skipped"] for r in _records(tmp_path / "run2"))
 
