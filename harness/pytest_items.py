@@ -133,8 +133,10 @@ def final_gate(state: EdgefarmState) -> list[str]:
     except UserError:
         return [f"edgefarm: no results in {state.out_dir}"]
     from harness.gate import evaluate, load_policy
+    from harness.golden.attach import attach_golden
     from harness.reports import render
 
+    attach_golden(records, state.out_dir)
     report = evaluate(records, load_policy(state.policy_path), baseline=state.baseline(), profiles=state.profiles,
                       run=str(state.out_dir))
     lines = [f"edgefarm gate: {report.summary}"]

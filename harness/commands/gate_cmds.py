@@ -15,6 +15,7 @@ from harness import profiles as profiles_mod
 from harness.errors import UserError
 from harness.gate import GateReport, evaluate, load_policy
 from harness.gate.compare import compare
+from harness.golden.attach import attach_golden
 from harness.profiles import Profile
 from harness.records import RESULTS_FILE, JsonlWriter, Record, iter_records, load_run
 from harness.reports import PRINTERS, render
@@ -33,7 +34,9 @@ def _gate(args: argparse.Namespace) -> GateReport:
     run = Path(args.run_dir)
     policy = load_policy(Path(args.policy) if args.policy else None)
     baseline = load_run(Path(args.baseline)) if args.baseline else None
-    return evaluate(load_run(run), policy, baseline=baseline, profiles=_profiles(args), run=str(run),
+    records = load_run(run)
+    attach_golden(records, run)  # golden pass rate and stability feed the KPIs
+    return evaluate(records, policy, baseline=baseline, profiles=_profiles(args), run=str(run),
                     baseline_run=args.baseline)
 
 
