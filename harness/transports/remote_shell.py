@@ -59,26 +59,25 @@ def parse_df(text: str) -> int | None:
 
 
 class PidMarker:
-    """Takes stderr as it arrives; keeps the PID line out of it."""
+    """Takes stderr as it arrives; finds the PID line (after anything a login script printed) and drops it."""
+
+    _LINE = re.compile(rb"(?:^|(?<=\n))" + re.escape(PID_PREFIX) + rb"(\d+)\n")
 
     def __init__(self) -> None:
         self.pid: int | None = None
         self._buf = bytearray()
-        self._seen = False
+        self._searching = True
 
     def feed(self, data: bytes) -> None:
         self._buf.extend(data)
-        if not self._seen:
-            nl = self._buf.find(b"\n")
-            if nl < 0:
-                if len(self._buf) > 64:
-                    self._seen = True  # something else came first; leave it all as stderr
-                return
-            first = bytes(self._buf[:nl])
-            if first.startswith(PID_PREFIX) and first[len(PID_PREFIX):].strip().isdigit():
-                self.pid = int(first[len(PID_PREFIX):])
-                del self._buf[: nl + 1]
-            self._seen = True
+        if self._searching:
+            m = self._LINE.search(self._buf)
+            if m:
+                self.pid = int(m.group(1))
+                del self._buf[m.start(): m.end()]
+                self._searching = False
+            elif len(self._buf) > 1 << 16:
+                self._searching = False  # never came: the command runs without a kill handle
 
     def stderr(self) -> str:
         return self._buf.decode("utf-8", "replace")
