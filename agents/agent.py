@@ -598,10 +598,9 @@ def _cpus() -> List[int]:
         return list(range(os.cpu_count() or 1))
 
 
-def cpufreq() -> Dict[str, Json]:
+def cpufreq(base: str = "/sys/devices/system/cpu") -> Dict[str, Json]:
     """Per-CPU governor and current/max frequency (MHz) where sysfs shows them."""
     out: Dict[str, Json] = {}
-    base = "/sys/devices/system/cpu"
     try:
         cpus = sorted((d for d in os.listdir(base) if d.startswith("cpu") and d[3:].isdigit()),
                       key=lambda d: int(d[3:]))
@@ -623,10 +622,9 @@ def cpufreq() -> Dict[str, Json]:
     return out
 
 
-def thermal() -> Dict[str, float]:
+def thermal(base: str = "/sys/class/thermal") -> Dict[str, float]:
     """Thermal zone temperatures in degrees C, keyed `zoneN:type`."""
     out: Dict[str, float] = {}
-    base = "/sys/class/thermal"
     try:
         zones = sorted(z for z in os.listdir(base) if z.startswith("thermal_zone"))
     except OSError:
@@ -648,7 +646,7 @@ _ANDROID_PROPS = ("ro.product.manufacturer", "ro.product.model", "ro.product.dev
 
 
 def android_props() -> Dict[str, str]:
-    """A few getprop values, where getprop exists."""
+    """A few getprop values (one `getprop` call, its `[key]: [value]` lines), where getprop exists."""
     out: Dict[str, str] = {}
     exe = None
     for d in (os.environ.get("PATH", "") + ":/system/bin").split(":"):
@@ -657,14 +655,15 @@ def android_props() -> Dict[str, str]:
             break
     if exe is None:
         return out
-    for prop in _ANDROID_PROPS:
-        try:
-            v = subprocess.run([exe, prop], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               timeout=5, check=False).stdout.decode("utf-8", "replace").strip()
-        except (OSError, subprocess.SubprocessError):
-            continue
-        if v:
-            out[prop] = v
+    try:
+        text = subprocess.run([exe], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=10,
+                              check=False).stdout.decode("utf-8", "replace")
+    except (OSError, subprocess.SubprocessError):
+        return out
+    for line in text.splitlines():
+        m = re.match(r"\[([^\]]+)\]: \[(.*)\]\s*$", line.strip())
+        if m and m.group(1) in _ANDROID_PROPS and m.group(2):
+            out[m.group(1)] = m.group(2)
     return out
 
 
@@ -1460,6 +1459,18 @@ def _reexec_compiled(args: List[str]) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Dispatch a command; an unexpected exception is an agent bug: an error line, exit 3, traceback on stderr."""
+    try:
+        return _dispatch(argv)
+    except Exception as e:
+        import traceback
+
+        traceback.print_exc()
+        emit({"event": "error", "message": "agent bug: %s: %s" % (type(e).__name__, e)})
+        return 3
+
+
+def _dispatch(argv: Optional[List[str]]) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) == 1 and args[0] == "probe":
         return cmd_probe()

@@ -136,7 +136,7 @@ def default_gguf() -> Path:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--gguf", type=Path, help="GGUF to decode (default: the ~107 MB sample, generated once)")
-    ap.add_argument("--rounds", type=int, default=5, help="interleaved agent/direct rounds (default 5)")
+    ap.add_argument("--rounds", type=int, default=10, help="interleaved agent/direct rounds (default 10)")
     ap.add_argument("--reps", type=int, default=5, help="measured requests per run (default 5)")
     ap.add_argument("--threads", type=int, default=1,
                     help="llama.cpp threads on both paths (default 1: on a shared machine more threads mostly add "

@@ -150,3 +150,37 @@ def test_agent_source_is_python38_syntax_and_stdlib_only() -> None:
 
     assert top <= set(sys.stdlib_module_names) | {"__future__"}, top
     assert "harness" not in src.replace("harness/metrics.py", "")
+
+
+def test_cpufreq_and_thermal_from_sysfs(tmp_path: Path) -> None:
+    cpu = tmp_path / "cpu"
+    for n, gov, cur in ((0, "schedutil", "1804800"), (1, "performance", "2850000")):
+        d = cpu / f"cpu{n}" / "cpufreq"
+        d.mkdir(parents=True)
+        (d / "scaling_governor").write_text(gov + "\n")
+        (d / "scaling_cur_freq").write_text(cur + "\n")
+        (d / "cpuinfo_max_freq").write_text("2850000\n")
+    (cpu / "cpufreq").mkdir()  # not a CPU
+    (cpu / "cpu2").mkdir()  # offline or no cpufreq: absent
+    assert A.cpufreq(str(cpu)) == {
+        "cpu0": {"governor": "schedutil", "cur_mhz": 1804.8, "max_mhz": 2850.0},
+        "cpu1": {"governor": "performance", "cur_mhz": 2850.0, "max_mhz": 2850.0},
+    }
+    th = tmp_path / "thermal"
+    for n, typ, temp in ((0, "cpu-0-0-usr", "45300"), (1, "battery", "31"), (2, "broken", "")):
+        d = th / f"thermal_zone{n}"
+        d.mkdir(parents=True)
+        (d / "type").write_text(typ + "\n")
+        (d / "temp").write_text(temp + "\n")
+    assert A.thermal(str(th)) == {"thermal_zone0:cpu-0-0-usr": 45.3, "thermal_zone1:battery": 31.0}
+    assert A.cpufreq(str(tmp_path / "absent")) == {} and A.thermal(str(tmp_path / "absent")) == {}
+
+
+def test_android_props_from_getprop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    getprop = tmp_path / "getprop"
+    getprop.write_text("#!/bin/sh\nprintf '[ro.product.model]: [Pixel 7]\\n[ro.serialno]: [secret]\\n"
+                       "[ro.board.platform]: [gs201]\\n[ro.build.version.sdk]: []\\n'\n")
+    getprop.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    assert A.android_props() == {"ro.product.model": "Pixel 7", "ro.board.platform": "gs201"}
+    assert A.fingerprint()["android"]["ro.product.model"] == "Pixel 7"
