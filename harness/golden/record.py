@@ -23,6 +23,10 @@ class Recorded:
     kept: int  # items that already had one and were left alone
     teacher: Teacher
 
+    def __str__(self) -> str:
+        kept = f", kept {self.kept} existing" if self.kept else ""
+        return f"{self.path}: recorded {self.recorded} reference(s) from {self.teacher.ref}{kept}"
+
 
 def record_references(suite_path: Path, teacher: str | Path | Generator, *, out: Path | None = None,
                       overwrite: bool = False, note: str | None = None, ref: str | None = None,
