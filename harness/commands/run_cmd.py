@@ -53,7 +53,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
     width = max((len(n) for n in profs), default=6)
     for name, prof in profs.items():
         c = checks[name]
-        state = "reachable" if c.ok else "UNREACHABLE"
+        state = "reachable" if c.ok else ("NOT READY" if c.reachable else "UNREACHABLE")
         print(f"{name:<{width}}  {prof.device_class:<7} {prof.transport.kind:<5} {state:<11}  {c.summary}")
     return 0
 
