@@ -92,12 +92,15 @@ def test_devices_command_lists_reachability(farm: Path, tmp_path: Path, capsys: 
         (d / p.name).parent.mkdir(exist_ok=True)
         (d / p.name).write_text(p.read_text())
     write_profile(d, "gone", "board", {"kind": "ssh", "host": "127.0.0.1", "port": 1, "connect_timeout_s": 2.0})
+    pixel = (d / "pixel.toml").read_text().replace(f'python = "{sys.executable}"', 'python = "/nonexistent/python3"')
+    (d / "pixel-nopy.toml").write_text(pixel.replace('name = "pixel"', 'name = "pixel-nopy"'))
     monkeypatch.setenv("EDGEFARM_PROFILES", str(d))  # how a user points edgefarm at another profile set
     assert cli.main(["devices"]) == 0
     lines = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines() if ln.strip()}
     for name in ("laptop", "rpi-a", "rpi-b", "pixel"):
         assert " reachable " in lines[name], lines[name]
     assert "UNREACHABLE" in lines["gone"] and "127.0.0.1:1" in lines["gone"]
+    assert "NOT READY" in lines["pixel-nopy"] and "Termux" in lines["pixel-nopy"]
 
 
 def test_device_check_names_what_is_missing(adb_server: adbd.AdbServer, phone_factory: DeviceFactory,
