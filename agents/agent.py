@@ -951,6 +951,7 @@ def run_child(spec: Json, res: Json) -> None:
     if spec["rlimit_as_mib"] is not None:
         env["MALLOC_ARENA_MAX"] = "2"  # fewer 64 MiB malloc arenas: RLIMIT_AS counts address space
     env.setdefault("GGML_NO_BACKTRACE", "1")  # ggml_abort would attach gdb to print a backtrace first
+    env["EDGEFARM_AGENT_PID"] = str(os.getpid())
     oom_before = cgroup_oom_kills()
     import tempfile
 
@@ -964,7 +965,17 @@ def run_child(spec: Json, res: Json) -> None:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(w_fd,),
                                 preexec_fn=os.setpgrp, env=env, close_fds=True)
         os.close(w_fd)
-        sv = supervise(proc, r_fd, deadline)
+
+        def stop(signum: int, frame: Any) -> None:  # the agent is being stopped: take the model with it
+            _killpg(proc.pid)
+            os._exit(128 + signum)
+
+        old_handlers = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+        try:
+            sv = supervise(proc, r_fd, deadline)
+        finally:
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
         log.seek(0, os.SEEK_END)
         log.seek(max(0, log.tell() - 8192))
         sv.stderr_tail = log.read().decode("utf-8", "replace")
@@ -1365,7 +1376,21 @@ def timed_loop(fn: Callable[[], None], min_runs: int, min_s: float, max_s: float
             return lat, el
 
 
+def _die_with_agent() -> None:
+    """Linux: have the kernel SIGKILL this model process if the agent dies (even by SIGKILL): no orphans."""
+    try:
+        import ctypes  # the runtimes' numpy imports it anyway
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except Exception:
+        return
+    agent = os.environ.get("EDGEFARM_AGENT_PID", "")
+    if agent.isdigit() and os.getppid() != int(agent):  # the agent was gone before the prctl
+        os._exit(1)
+
+
 def child_main(fd: int, raw_spec: str) -> int:
+    _die_with_agent()
     out = os.fdopen(fd, "w")
     spec = json.loads(raw_spec)
     fmt = spec["format"]

@@ -116,3 +116,44 @@ def test_a_planted_pyc_is_never_run(tmp_path: Path) -> None:
     assert json.loads(out.stdout.splitlines()[-1])["status"] == "ok", out.stderr
     assert planted.read_bytes() == b"not byte code"
     assert [p.name for p in (tmp_path / "tmp").glob("edgefarm-agent-*.pyc")] == [planted.name]
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(d.name))
+    return out
+
+
+def _gone(pid: int, within_s: float) -> bool:
+    end = time.monotonic() + within_s
+    while time.monotonic() < end:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_killed_agent_leaves_no_model_process(tmp_path: Path, sig: int) -> None:
+    paths = make_samples(tmp_path)
+    spec = {**FAST, "artifact": str(paths["tflite"]), "min_s": 30.0, "max_s": 30.0}
+    p = subprocess.Popen([sys.executable, str(AGENT), "run", json.dumps(spec)], stdout=subprocess.PIPE, text=True)
+    assert p.stdout is not None
+    for line in p.stdout:
+        if json.loads(line).get("phase") == "measure":
+            break
+    (model,) = _children(p.pid)
+    p.send_signal(sig)
+    assert p.wait(timeout=10) == (-sig if sig == signal.SIGKILL else 128 + sig)
+    assert _gone(model, within_s=5), "the model process outlived its agent"
