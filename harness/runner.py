@@ -157,7 +157,9 @@ class DeviceSession:
             time.sleep(self.profile.energy.idle_baseline_s)
             idle = (t0, time.monotonic())
         try:
-            res = self.transport.run(argv, timeout=float(spec["timeout_s"]) + 60, on_stdout_line=on_line)
+            # The agent stops its model at timeout_s itself; this grace is for an agent that hangs.
+            limit = float(spec["timeout_s"])
+            res = self.transport.run(argv, timeout=limit + min(60.0, max(10.0, 0.25 * limit)), on_stdout_line=on_line)
         finally:
             t_end = time.monotonic()
             trace = meter.stop() if meter is not None else None
