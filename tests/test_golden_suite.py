@@ -125,3 +125,22 @@ def test_write_round_trip_with_tensors(tmp_path: Path) -> None:
     assert s.items[0].input is not None
     np.testing.assert_array_equal(s.items[0].input["x"].array(), items[0].input["x"].array())  # type: ignore[index]
     assert s.items[1].prompt == "Grüße, 世界" and s.items[1].tags == ("mixed-language",)
+
+
+def test_logits_reference_checks(tmp_path: Path) -> None:
+    p = write(
+        tmp_path,
+        {"schema": SCHEMA, "defaults": {"criterion": {"min_chrf": 0.5, "logits_atol": 0.01}}},
+        {"id": "ok", "prompt": "x", "reference": "y", "reference_logits": {"ids": [3, 1], "values": [0.5, 0.25]}},
+        {"id": "nologits", "prompt": "x", "reference": "y"},
+        {"id": "ragged", "prompt": "x", "reference": "y", "reference_logits": {"ids": [3, 1], "values": [0.5]}},
+        {"id": "t", "input": {"x": {"dtype": "float32", "shape": [1], "values": [0]}},
+         "reference": {"y": {"dtype": "float32", "shape": [1], "values": [0]}}, "criterion": {"atol": 0.1}},
+    )
+    msgs = "\n".join(problems(p))
+    assert ":3: key 'reference_logits': missing: criterion.logits_atol needs the teacher's logits" in msgs
+    assert ":4: key 'reference_logits': 'ids' and 'values' differ in length" in msgs
+    assert ":5: key 'criterion.logits_atol': applies to text (GGUF) items only" in msgs
+    assert ":2:" not in msgs
+    s, _ = parse_suite(p)
+    assert s.items[0].reference_logits is not None and s.items[0].reference_logits.ids == [3, 1]

@@ -37,7 +37,8 @@ class Output:
     tensors: Arrays | None = None
     repeat_text: str | None = None
     repeat_tensors: Arrays | None = None
-    logits: dict[str, Any] | None = None  # text models: {"shape", "dtype", "finite", "argmax"} of the next-token logits
+    # text models: {"shape", "dtype", "finite", "argmax", "top_ids", "top_values", "at_ids"} of the next-token logits
+    logits: dict[str, Any] | None = None
     expected_logits_shape: list[int] | None = None
     error: str | None = None
 
@@ -83,7 +84,8 @@ class LlamaGenerator:
         req = {"model": str(self.path), "n_ctx": self.n_ctx, "n_threads": self.n_threads,
                "items": [{"id": i.id, "prompt": i.prompt, "max_tokens": i.generation.max_tokens,
                           "temperature": i.generation.temperature, "seed": i.generation.seed,
-                          "repeat": i.id in repeat_ids} for i in items]}
+                          "repeat": i.id in repeat_ids,
+                          "logit_ids": i.reference_logits.ids if i.reference_logits else None} for i in items]}
         tokens = sum(i.generation.max_tokens * (2 if i.id in repeat_ids else 1) for i in items)
         timeout = self.timeout_s or 60.0 + 0.5 * tokens
         root = str(Path(__file__).resolve().parents[2])

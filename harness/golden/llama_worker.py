@@ -5,7 +5,8 @@ harness process. Protocol: one JSON request on stdin, one JSON line per item on 
 a crash still leaves every finished item and says which item was in flight.
 Request: {"model": PATH, "n_ctx": N, "n_threads": N|null, "items": [{"id", "prompt", "max_tokens",
 "temperature", "seed", "repeat"}]}. Lines: {"event": "loaded", "n_vocab"}, {"event": "start", "id"},
-{"event": "item", "id", "text", "text2"?, "tokens", "logits": {"shape", "dtype", "finite", "argmax"}},
+{"event": "item", "id", "text", "text2"?, "tokens", "logits": {"shape", "dtype", "finite", "argmax", "top_ids",
+"top_values", "at_ids"?}} where at_ids are the logits at the item's "logit_ids" (the teacher's top tokens),
 {"event": "item_error", "id", "error"}, {"event": "fatal", "error"}.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 
 # Fixed sampler settings, so that a (temperature, seed) pair means the same on every host.
 SAMPLER = {"top_k": 40, "top_p": 0.95, "min_p": 0.05, "repeat_penalty": 1.0}
+TOP_K = 8  # logits recorded per prompt as a reference (the teacher's most likely next tokens)
 
 
 def _emit(obj: dict[str, Any]) -> None:
@@ -53,9 +55,17 @@ def main() -> int:
                 raise ValueError(f"prompt of {len(toks)} tokens + max_tokens {it['max_tokens']} exceed n_ctx {n_ctx}")
             llm.reset()
             llm.eval(toks)
-            logits = np.array(llm.scores[llm.n_tokens - 1], copy=True)
-            info = {"shape": list(logits.shape), "dtype": str(logits.dtype),
-                    "finite": bool(np.isfinite(logits).all()), "argmax": int(logits.argmax())}
+            # Llama.scores stays zero unless logits_all: read the context's logits of the last prompt token.
+            ptr = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+            logits = np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),)).copy()
+            top = np.argsort(-logits, kind="stable")[:TOP_K]
+            info: dict[str, Any] = {"shape": list(logits.shape), "dtype": str(logits.dtype),
+                                    "finite": bool(np.isfinite(logits).all()), "argmax": int(logits.argmax()),
+                                    "top_ids": [int(i) for i in top], "top_values": [float(str(logits[i])) for i in top]}
+            if it.get("logit_ids") is not None:
+                ids = [int(i) for i in it["logit_ids"]]
+                bad = [i for i in ids if not 0 <= i < logits.shape[0]]
+                info["at_ids"] = None if bad else [float(logits[i]) for i in ids]
             text, n = _generate(llm, it["prompt"], it["max_tokens"], it["temperature"], it["seed"])
             res: dict[str, Any] = {"event": "item", "id": it["id"], "text": text, "tokens": n, "logits": info}
             if it.get("repeat"):

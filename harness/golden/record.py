@@ -11,7 +11,7 @@ from pathlib import Path
 
 from harness.errors import UserError
 from harness.golden.generators import Generator, make_generator
-from harness.golden.suite import Header, Item, Teacher, Tensor, load_suite, write_suite
+from harness.golden.suite import Header, Item, Logits, Teacher, Tensor, load_suite, write_suite
 from harness.records import now_rfc3339
 from harness.version import harness_version
 
@@ -57,7 +57,9 @@ def record_references(suite_path: Path, teacher: str | Path | Generator, *, out:
             elif o.repeat_text is not None and o.repeat_text != o.text:
                 problems.append(f"{where}: the teacher is not deterministic with seed {it.generation.seed}")
             else:
-                items.append(replace(it, reference=o.text))
+                lg = o.logits or {}
+                logits = Logits(ids=lg["top_ids"], values=lg["top_values"]) if "top_ids" in lg else None
+                items.append(replace(it, reference=o.text, reference_logits=logits))
         else:
             if not o.tensors:
                 problems.append(f"{where}: the teacher returned no tensors")

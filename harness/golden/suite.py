@@ -43,6 +43,15 @@ class Criterion:
     min_rouge_l: float | None = None  # ROUGE-L F1, 0..1
     atol: float | None = None
     rtol: float | None = None
+    logits_atol: float | None = None  # GGUF: next-token logits at the teacher's top tokens (needs reference_logits)
+
+
+@dataclass(frozen=True)
+class Logits:
+    """The teacher's next-token logits after the prompt, at its most likely token ids (recorded by `record`)."""
+
+    ids: list[int]
+    values: list[float]
 
 
 @dataclass(frozen=True)
@@ -114,6 +123,7 @@ class _RawItem:
     prompt: str | None = None
     input: dict[str, Tensor] | None = None
     reference: str | dict[str, Tensor] | None = None
+    reference_logits: Logits | None = None
     criterion: dict[str, Any] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
     generation: dict[str, Any] = field(default_factory=dict)
@@ -131,6 +141,7 @@ class Item:
     prompt: str | None = None
     input: dict[str, Tensor] | None = None
     reference: str | dict[str, Tensor] | None = None
+    reference_logits: Logits | None = None
     tags: tuple[str, ...] = ()
     note: str | None = None
 
@@ -149,6 +160,8 @@ class Item:
             d["reference"] = self.reference
         elif self.reference is not None:
             d["reference"] = {k: _tensor_dict(v) for k, v in self.reference.items()}
+        if self.reference_logits is not None:
+            d["reference_logits"] = asdict(self.reference_logits)
         d["criterion"] = {k: v for k, v in asdict(self.criterion).items() if v is not None}
         d["tags"] = list(self.tags)
         if self.kind == "text":
@@ -225,6 +238,15 @@ def _item(where: str, line: int, raw: _RawItem, defaults: Defaults, require_refe
             errs.append(ConfigError(where, f"criterion.{name}", "applies to text items only; tensors use atol/rtol"))
         if v is not None and not -1.0 <= v <= 1.0:
             errs.append(ConfigError(where, f"criterion.{name}", f"must be between 0 and 1, got {v}"))
+    if crit.logits_atol is not None and not text:
+        errs.append(ConfigError(where, "criterion.logits_atol", "applies to text (GGUF) items only"))
+    if crit.logits_atol is not None and crit.logits_atol < 0:
+        errs.append(ConfigError(where, "criterion.logits_atol", f"must be >= 0, got {crit.logits_atol}"))
+    if text and crit.logits_atol is not None and raw.reference_logits is None and require_reference:
+        errs.append(ConfigError(where, "reference_logits", "missing: criterion.logits_atol needs the teacher's "
+                                "logits (record them with `edgefarm golden record` from a GGUF teacher)"))
+    if raw.reference_logits is not None and len(raw.reference_logits.ids) != len(raw.reference_logits.values):
+        errs.append(ConfigError(where, "reference_logits", "'ids' and 'values' differ in length"))
     for name in ("atol", "rtol"):
         v = getattr(crit, name)
         if v is not None and text:
@@ -247,7 +269,8 @@ def _item(where: str, line: int, raw: _RawItem, defaults: Defaults, require_refe
     if errs:
         return None, errs
     return Item(id=raw.id, line=line, criterion=crit, generation=gen, prompt=raw.prompt, input=raw.input,
-                reference=raw.reference, tags=tuple(raw.tags), note=raw.note), []
+                reference=raw.reference, reference_logits=raw.reference_logits, tags=tuple(raw.tags),
+                note=raw.note), []
 
 
 def parse_suite(path: Path, *, require_reference: bool = True) -> tuple[Suite, list[ConfigError]]:

@@ -2,7 +2,8 @@
 
 1. Unit correctness: output shapes and dtypes, finite values, determinism with a fixed seed, and tensor
    outputs within atol/rtol of the recorded reference outputs (as numpy.allclose: |a - r| <= atol + rtol |r|).
-   For GGUF models the checked output is the next-token logits after each prompt (shape (n_vocab,), float32).
+   For GGUF models the checked output is the next-token logits after each prompt (shape (n_vocab,), float32,
+   finite, and with criterion.logits_atol within that of the teacher's at its top-8 tokens).
 2. Golden behaviour: each prompt's output against its reference by embedding cosine (all-MiniLM-L6-v2), with
    chrF and ROUGE-L as secondary measures; an item passes when every measure its criterion names holds.
 """
@@ -82,8 +83,9 @@ def tensor_checks(item: Item, out: Output) -> tuple[list[Check], dict[str, float
     return checks, scores
 
 
-def text_checks(out: Output) -> list[Check]:
-    """Tier 1 for a text item: the next-token logits' shape, dtype and finiteness; determinism if repeated."""
+def text_checks(item: Item, out: Output) -> list[Check]:
+    """Tier 1 for a text item: the next-token logits' shape, dtype, finiteness and (with criterion.logits_atol)
+    closeness to the teacher's at its top tokens; determinism if repeated."""
     checks: list[Check] = []
     lg = out.logits
     if lg is not None:
@@ -94,6 +96,19 @@ def text_checks(out: Output) -> list[Check]:
         checks.append(Check("dtype", "pass" if lg["dtype"] == "float32" else "fail", f"logits {lg['dtype']}"))
         checks.append(Check("finite", "pass" if lg["finite"] else "fail",
                             "logits all finite" if lg["finite"] else "logits contain NaN/inf"))
+    atol, ref = item.criterion.logits_atol, item.reference_logits
+    if atol is not None and ref is not None:
+        got = lg.get("at_ids") if lg else None
+        if got is None:
+            checks.append(Check("tolerance", "fail", "no logits at the teacher's top tokens (not a GGUF, or a "
+                                                     "smaller vocabulary)"))
+        else:
+            # Both sides are float32 logits (references are stored as float32's shortest decimals).
+            diff = float(np.max(np.abs(np.asarray(got, np.float32).astype(np.float64)
+                                       - np.asarray(ref.values, np.float32).astype(np.float64))))
+            checks.append(Check("tolerance", "pass" if diff <= atol else "fail",
+                                f"logits at the teacher's top {len(ref.ids)} tokens: max |diff| {_fmt(diff)} "
+                                f"(logits_atol {atol:g})"))
     if out.repeat_text is not None:
         same = out.repeat_text == out.text
         checks.append(Check("determinism", "pass" if same else "fail",
@@ -105,18 +120,18 @@ def text_checks(out: Output) -> list[Check]:
 def _item_result(item: Item, out: Output, checks: list[Check], scores: dict[str, float]) -> ItemResult:
     c = item.criterion
     thresholds = {k: v for k, v in (("similarity", c.min_similarity), ("chrf", c.min_chrf),
-                                    ("rouge_l", c.min_rouge_l), ("atol", c.atol), ("rtol", c.rtol)) if v is not None}
+                                    ("rouge_l", c.min_rouge_l), ("atol", c.atol), ("rtol", c.rtol),
+                                    ("logits_atol", c.logits_atol)) if v is not None}
     repeated = [ch for ch in checks if ch.name == "determinism"]
     det = None if not repeated else all(ch.outcome == "pass" for ch in repeated)
     failed_unit = [ch for ch in checks if ch.outcome == "fail"]
     below = [f"{k} {scores[k]:.3f} < {v:g}" for k, v in thresholds.items() if k in scores and scores[k] < v]
     outcome: Outcome = "fail" if failed_unit or below else "pass"
-    if failed_unit:
-        reason = "; ".join(f"{ch.name}: {ch.detail}" for ch in failed_unit)
+    if failed_unit or below:
+        parts = [f"{ch.name}: {ch.detail}" for ch in failed_unit] + below
+        reason = "; ".join(parts) + (f" (output {(out.text or '')[:60]!r})" if item.kind == "text" else "")
     elif item.kind == "tensor":
         reason = f"within tolerance (max |diff| {_fmt(scores.get('max_abs_err', 0.0))})"
-    elif below:
-        reason = "; ".join(below) + f" (output {(out.text or '')[:60]!r})"
     else:
         reason = ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
     return ItemResult(id=item.id, line=item.line, kind=item.kind, tags=list(item.tags), outcome=outcome,
@@ -171,7 +186,7 @@ def evaluate(items: Sequence[Item], outputs: Sequence[Output], embedder: Embedde
                                       reason="the model returned tensors for a text prompt"))
             continue
         else:
-            checks = text_checks(out)
+            checks = text_checks(it, out)
             ref = str(it.reference)
             scores = {"similarity": sims[it.id]} if it.id in sims else {}
             scores.update(chrf=chrf(out.text, ref), rouge_l=rouge_l(out.text, ref))
