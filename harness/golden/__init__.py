@@ -7,5 +7,6 @@ record.py      references from a teacher                        (record_referenc
 results.py     per-item results, pass rate, stability, JSON/Markdown (GoldenResult)
 embedder.py    all-MiniLM-L6-v2 without torch (numpy, or onnxruntime via minilm_onnx.py)
 similarity.py  cosine, chrF, ROUGE-L
+pytest_items.py  the tests the pytest plugin generates per golden item; attach.py: results into run records
 The format is documented in golden/README.md.
 """
