@@ -38,3 +38,11 @@ def test_golden_run_feeds_the_gate_kpis(tiny_samples: dict[str, Path], fast_prof
     kpis = {k["name"]: k["value"] for k in cell["kpis"]}
     assert kpis["behaviour_stability_pct"] == 100.0
     assert kpis["model_efficiency_ratio"] > 0
+    merged = tmp_path / "merged"
+    m = cli("merge", str(merged), str(run_dir))
+    assert m.returncode == 0, m.stderr
+    assert (merged / "golden" / tiny_samples["gguf"].name).with_suffix(".gguf.json").is_file()
+    gate2 = cli("gate", str(merged), "--profiles", str(fast_profiles), "--json", str(tmp_path / "g2.json"))
+    assert gate2.returncode in (0, 1), gate2.stderr
+    cell2 = json.loads((tmp_path / "g2.json").read_text())["cells"][0]
+    assert {k["name"] for k in cell2["kpis"]} >= {"model_efficiency_ratio", "behaviour_stability_pct"}

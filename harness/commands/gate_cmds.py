@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from harness import profiles as profiles_mod
 from harness.errors import UserError
 from harness.gate import GateReport, evaluate, load_policy
 from harness.gate.compare import compare
-from harness.golden.attach import attach_golden
+from harness.golden.attach import GOLDEN_DIR, attach_golden
 from harness.profiles import Profile
 from harness.records import RESULTS_FILE, JsonlWriter, Record, iter_records, load_run
 from harness.reports import PRINTERS, render
@@ -118,7 +119,18 @@ def merge_runs(out_dir: Path, shards: list[Path]) -> tuple[int, int, int]:
     with JsonlWriter(out) as w:
         for key in sorted(kept):
             w.write(kept[key])
+    _merge_golden(out_dir, files)
     return len(kept), same, conflicts
+
+
+def _merge_golden(out_dir: Path, result_files: list[Path]) -> None:
+    """Carry each shard's golden/<artifact>.json along, so the merged gate still sees the golden KPIs."""
+    for f in result_files:
+        for g in sorted((f.parent / GOLDEN_DIR).glob("*.json")):
+            dst = out_dir / GOLDEN_DIR / g.name
+            if not dst.exists():
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(g, dst)
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
