@@ -28,7 +28,7 @@ def _embed(args: argparse.Namespace) -> int:
                        intermediate=args.intermediate)
     cfg = EmbedExampleConfig(out=args.out, spec=spec, max_train=args.max_train, epochs=args.epochs,
                              qat_epochs=args.qat_epochs, seed=args.seed, threads=args.threads,
-                             export_teacher=not args.no_teacher_export, max_files=args.max_files)
+                             max_files=args.max_files)
     report = run(cfg)
     shutil.copy(POLICY, args.out / "policy.toml")
     if not args.no_bench:
@@ -80,7 +80,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from distill.sweep import run_sweep
 
     base = EmbedExampleConfig(max_train=args.max_train, epochs=args.epochs, qat_epochs=1, seed=args.seed,
-                              threads=args.threads, max_files=args.max_files, export_teacher=False)
+                              threads=args.threads, max_files=args.max_files)
     r = run_sweep(args.out, base=base, bench=not args.no_bench)
     shutil.copy(POLICY, args.out / "policy.toml")
     for p in r["points"]:
@@ -111,13 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-train", type=int, default=5000)
     e.add_argument("--epochs", type=int, default=2)
     e.add_argument("--qat-epochs", type=int, default=1)
-    e.add_argument("--no-teacher-export", action="store_true")
     e.add_argument("--no-bench", action="store_true", help="skip edgefarm run/gate on the local device")
     e.set_defaults(func=_embed)
     lm = sub.add_parser("lm-example", parents=[common], help="train a llama teacher, distil a quarter-size student")
     lm.add_argument("--out", type=Path, default=Path("runs/distill-lm"))
-    lm.add_argument("--teacher-steps", type=int, default=600)
-    lm.add_argument("--student-steps", type=int, default=600)
+    lm.add_argument("--teacher-steps", type=int, default=400)
+    lm.add_argument("--student-steps", type=int, default=400)
     lm.add_argument("--no-baseline", action="store_true")
     lm.set_defaults(func=_lm)
     sw = sub.add_parser("sweep", parents=[common], help="student sizes x quantization, Pareto front")

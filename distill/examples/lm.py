@@ -32,12 +32,12 @@ from distill.trainer import TrainConfig, Trainer, seed_everything
 @dataclass
 class LmExampleConfig:
     out: Path = Path("runs/lm")
-    teacher: dict[str, int] = field(default_factory=lambda: {"dim": 192, "layers": 4, "heads": 4, "ffn": 512})
-    student: dict[str, int] = field(default_factory=lambda: {"dim": 96, "layers": 4, "heads": 4, "ffn": 256})
+    teacher: dict[str, int] = field(default_factory=lambda: {"dim": 128, "layers": 4, "heads": 4, "ffn": 352})
+    student: dict[str, int] = field(default_factory=lambda: {"dim": 64, "layers": 4, "heads": 4, "ffn": 160})
     seq: int = 128
     batch: int = 16
-    teacher_steps: int = 600
-    student_steps: int = 600
+    teacher_steps: int = 400
+    student_steps: int = 400
     augment_prompts: int = 128
     augment_per_prompt: int = 2
     augment_new_tokens: int = 96
