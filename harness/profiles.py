@@ -64,6 +64,8 @@ class RunConfig:
     gguf_repetitions: int = 5
     cooldown_margin_c: float | None = None  # wait until within this of idle temperature before measuring
     cooldown_max_s: float = 120.0
+    idle_temp_c: float | None = None  # the device's idle temperature; None: measured when a session opens
+    throttle_freq_fraction: float = 0.85  # the fastest usable CPU below this share of its max: throttled
 
 
 @dataclass
@@ -141,6 +143,10 @@ def load_profile(path: Path) -> Profile:
         raise ConfigError(path, "transport.serial", "required for an adb transport")
     if prof.memory.cap_mib is not None and prof.memory.cap_mib <= 0:
         raise ConfigError(path, "memory.cap_mib", "must be a positive number of MiB")
+    if not 0.0 < prof.run.throttle_freq_fraction <= 1.0:
+        raise ConfigError(path, "run.throttle_freq_fraction", "must be in (0, 1]")
+    if prof.run.cooldown_margin_c is not None and prof.run.cooldown_margin_c < 0:
+        raise ConfigError(path, "run.cooldown_margin_c", "must be >= 0 degrees C")
     prof.source = str(path)
     return prof
 
