@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import deploy, energy
+from harness import deploy, energy, thermal
 from harness.errors import DeviceError, DeviceLost, UserError
 from harness.metrics import METRICS
 from harness.profiles import Profile
@@ -73,6 +73,7 @@ class DeviceSession:
         self.agent = deploy.stage_agent(self.transport, self.python, self.workdir)
         self.fingerprint = self._probe()
         self.bytes_sent = self.agent.stats.bytes_sent
+        self.thermals = thermal.SessionThermals(profile, self.transport)  # idle temperature, once per session
 
     def _probe(self) -> dict[str, Any]:
         argv = [self.python, self.agent.remote, "probe"]
@@ -141,6 +142,8 @@ class DeviceSession:
                 result = ev
             emit(ev)
 
+        watch = self.thermals.watch()
+        watch.before()  # cool-down (bounded), then temperature and CPU frequency sampled during the run
         oom_before = cap.oom_kills() if cap else 0
         if cap:
             cap.reset_peak()
@@ -163,7 +166,10 @@ class DeviceSession:
         finally:
             t_end = time.monotonic()
             trace = meter.stop() if meter is not None else None
+            watch.stop()
         rec.provenance["host_phases"] = host_phases
+        rec.thermal, thermal_taints = watch.finish(host_phases, t_end)
+        rec.tainted += thermal_taints
         oom_killed = cap is not None and cap.oom_kills() > oom_before
         if result is None:
             if res.timed_out:
@@ -210,8 +216,8 @@ class DeviceSession:
             rec.device.fingerprint = r["fingerprint"]
         if r.get("os_peak_rss_mib") is not None:
             rec.provenance["os_peak_rss_mib"] = r["os_peak_rss_mib"]
-        if r.get("thermal"):
-            rec.thermal = r["thermal"]
+        if r.get("thermal"):  # the agent's start/end zone readings beside the controller's
+            rec.thermal = {**r["thermal"], **(rec.thermal or {})}
         peak = rec.value("peak_rss_mib")
         if peak is not None and self.profile.ram_mib:
             rec.metrics["memory_headroom_pct"] = Metric(
