@@ -38,8 +38,9 @@ SPEC_DEFAULTS: Json = {
     "warmup_runs": 1, "warmup_min_s": 0.5, "min_runs": 50, "min_s": 1.0, "max_s": 150.0,
     "threads": None, "seed": 0, "timeout_s": 900.0, "pin_cpus": None, "rlimit_as_mib": None,
     "dynamic_dims": {}, "input_shapes": {}, "confidence": 0.95, "reset_hwm": True,
-    "gguf": GGUF_DEFAULTS,
+    "gguf": GGUF_DEFAULTS, "adaptive": None,
 }
+ADAPTIVE_DEFAULTS: Json = {"percentiles": [95], "rel_width": 0.05}
 _NUM = (int, float)
 _SPEC_TYPES: Dict[str, Tuple[Tuple[type, ...], bool]] = {  # key: (accepted types, null allowed)
     "artifact": ((str,), False), "format": ((str,), True),
@@ -47,8 +48,9 @@ _SPEC_TYPES: Dict[str, Tuple[Tuple[type, ...], bool]] = {  # key: (accepted type
     "min_s": (_NUM, False), "max_s": (_NUM, False), "threads": ((int,), True), "seed": ((int,), False),
     "timeout_s": (_NUM, False), "pin_cpus": ((list,), True), "rlimit_as_mib": (_NUM, True),
     "dynamic_dims": ((dict,), False), "input_shapes": ((dict,), False), "confidence": (_NUM, False),
-    "reset_hwm": ((bool,), False), "gguf": ((dict,), False),
+    "reset_hwm": ((bool,), False), "gguf": ((dict,), False), "adaptive": ((dict,), True),
 }
+_ADAPTIVE_TYPES: Dict[str, Tuple[Tuple[type, ...], bool]] = {"percentiles": ((list,), False), "rel_width": (_NUM, False)}
 _GGUF_TYPES: Dict[str, Tuple[Tuple[type, ...], bool]] = {
     "prompt_tokens": ((int,), False), "new_tokens": ((int,), False), "repetitions": ((int,), False),
     "n_ctx": ((int,), False), "prompt": ((str,), True),
@@ -144,6 +146,29 @@ def min_samples_for_percentile(p: float, confidence: float = 0.95) -> int:
     while quantile_ci_ranks(n, p, confidence) is None:
         n += 1
     return n
+
+
+def mlperf_min_queries(p: float, confidence: float = 0.99, over: int = 1) -> int:
+    """MLPerf LoadGen's early-stopping floor: the smallest n with P(Binomial(n, 1 - p) <= over) <= 1 - confidence.
+
+    With n runs of which at most `over` exceed a latency L, L bounds the true p-quantile at that confidence
+    (one-sided). LoadGen's SingleStream rule takes over = 1 at 99%: p50 11, p90 64, p95 130, p99 662 runs.
+    """
+    n = over + 1
+    q = 1.0 - p
+    while math.fsum(math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+                             + k * math.log(q) + (n - k) * math.log(p)) for k in range(over + 1)) > 1.0 - confidence:
+        n += 1
+    return n
+
+
+def percentile_rel_width(sorted_xs: Sequence[float], pct: float, confidence: float) -> Optional[float]:
+    """(hi - lo) / value of the pct-th percentile's order-statistic interval; None while it has no interval."""
+    ranks = quantile_ci_ranks(len(sorted_xs), pct / 100.0, confidence)
+    value = percentile_type7(sorted_xs, pct / 100.0) if sorted_xs else 0.0
+    if ranks is None or value <= 0.0:
+        return None
+    return (sorted_xs[ranks[1] - 1] - sorted_xs[ranks[0] - 1]) / value
 
 
 def _betacf(a: float, b: float, x: float) -> float:
@@ -772,6 +797,13 @@ def parse_spec(raw: str) -> Json:
         raise SpecError("spec must be a JSON object")
     out = _typed(spec, SPEC_DEFAULTS, _SPEC_TYPES, "spec")
     out["gguf"] = _typed(out["gguf"], GGUF_DEFAULTS, _GGUF_TYPES, "spec.gguf")
+    if out["adaptive"] is not None:
+        a = out["adaptive"] = _typed(out["adaptive"], ADAPTIVE_DEFAULTS, _ADAPTIVE_TYPES, "spec.adaptive")
+        if not a["percentiles"] or not all(isinstance(p, _NUM) and not isinstance(p, bool) and 0 < p < 100
+                                           for p in a["percentiles"]):
+            raise SpecError("spec.adaptive.percentiles: expected a non-empty list of percentiles in (0, 100)")
+        if a["rel_width"] <= 0:
+            raise SpecError("spec.adaptive.rel_width: must be > 0 (e.g. 0.05: interval width 5% of the value)")
     if out["artifact"] is None:
         raise SpecError("spec.artifact: missing (path of the model file on this device)")
     if out["format"] is not None and out["format"] not in FORMATS:
@@ -860,7 +892,7 @@ def _result(status: str, message: Optional[str], fmt: Optional[str], fp: Json) -
     return {"event": "result", "status": status, "message": message, "signal": None, "format": fmt,
             "runtime": {}, "metrics": {}, "samples": {}, "phases": [], "fingerprint": fp,
             "os_peak_rss_mib": None, "os_peak_rss_equals": None, "thermal": {"start": fp.get("thermal_c", {})},
-            "statistics": None, "agent_version": AGENT_VERSION}
+            "statistics": None, "stopping": None, "agent_version": AGENT_VERSION}
 
 
 def cmd_run(raw_spec: str) -> int:
@@ -1051,6 +1083,7 @@ def fill_result(res: Json, spec: Json, sv: _Supervised, cg_oom: bool) -> None:
         res["samples"] = sv.samples
         res["message"] = child.get("message")
         res["status"] = child.get("status", "error")
+        res["stopping"] = child.get("stopping")
         if child.get("raw"):
             res["metrics"] = build_metrics(child["raw"], sv.samples, float(spec["confidence"]))
             res["statistics"] = {"percentile_method": PERCENTILE_METHOD, "confidence": spec["confidence"]}
@@ -1376,6 +1409,48 @@ def timed_loop(fn: Callable[[], None], min_runs: int, min_s: float, max_s: float
             return lat, el
 
 
+def adaptive_loop(fn: Callable[[], None], min_runs: int, min_s: float, max_s: float, percentiles: Sequence[float],
+                  rel_width: float, confidence: float) -> Tuple[List[float], float, Json]:
+    """Run fn until every target percentile's interval is narrower than rel_width x its value and n has reached
+    its floor (and min_runs and min_s are met), or max_s has passed; (latencies in ms, wall s, stopping).
+
+    The interval is checked every max(16, n/10) runs, past the timed region: the new runs are appended to a
+    sorted copy and re-sorted (timsort merges the sorted run in linear time), then the binomial ranks are read.
+    """
+    floors = {p: max(mlperf_min_queries(p / 100.0), min_samples_for_percentile(p / 100.0, confidence))
+              for p in percentiles}
+    pc = time.perf_counter
+    lat: List[float] = []
+    srt: List[float] = []
+    widths: Dict[float, Optional[float]] = {}
+    next_check, checks, reason = max(16, min_runs, max(floors.values())), 0, "max_s"
+    start = pc()
+    while True:
+        t0 = pc()
+        fn()
+        t1 = pc()
+        lat.append((t1 - t0) * 1e3)
+        el = t1 - start
+        if el >= max_s:
+            break
+        if len(lat) >= next_check and el >= min_s:
+            srt.extend(lat[len(srt):])
+            srt.sort()
+            checks += 1
+            widths = {p: percentile_rel_width(srt, p, confidence) for p in percentiles}
+            if all(w is not None and w <= rel_width for w in widths.values()):
+                reason = "ci_width"
+                break
+            next_check = len(lat) + max(16, len(lat) // 10)
+    if len(srt) != len(lat):
+        srt = sorted(lat)
+        widths = {p: percentile_rel_width(srt, p, confidence) for p in percentiles}
+    return lat, el, {"stop_reason": reason, "runs": len(lat), "seconds": round(el, 4), "checks": checks,
+                     "adaptive": True, "percentiles": list(percentiles), "rel_width": rel_width,
+                     "confidence": confidence, "floors": {"p%g" % p: floors[p] for p in percentiles},
+                     "rel_widths": {"p%g" % p: _finite(w, 6) for p, w in widths.items()}}
+
+
 def _die_with_agent() -> None:
     """Linux: have the kernel SIGKILL this model process if the agent dies (even by SIGKILL): no orphans."""
     try:
@@ -1445,7 +1520,15 @@ def child_main(fd: int, raw_spec: str) -> int:
         runs = int(spec["gguf"]["repetitions"]) if fmt == "gguf" else int(spec["min_runs"])
         if isinstance(backend, GgufBackend):
             backend.recording = True
-        lat, wall = timed_loop(backend.run_once, runs, float(spec["min_s"]), float(spec["max_s"]))
+        ad = spec.get("adaptive")
+        if ad:
+            lat, wall, stopping = adaptive_loop(backend.run_once, runs, float(spec["min_s"]), float(spec["max_s"]),
+                                                ad["percentiles"], float(ad["rel_width"]), float(spec["confidence"]))
+        else:
+            lat, wall = timed_loop(backend.run_once, runs, float(spec["min_s"]), float(spec["max_s"]))
+            met = len(lat) >= runs and wall >= float(spec["min_s"])
+            stopping = {"stop_reason": "min_runs_and_min_s" if met else "max_s", "runs": len(lat),
+                        "seconds": round(wall, 4), "adaptive": False}
         phase("done")
         samples["latency_ms"] = [round(x, 6) for x in lat]
         if isinstance(backend, GgufBackend):
@@ -1462,7 +1545,7 @@ def child_main(fd: int, raw_spec: str) -> int:
             raw["peak_rss_mib"] = max(end.get("VmHWM", 0.0), raw["peak_rss_load_mib"] or 0.0)
         else:
             raw["peak_rss_mib"] = end.get("VmHWM")
-        return finish("ok", None, raw=raw, runtime=backend.runtime)
+        return finish("ok", None, raw=raw, runtime=backend.runtime, stopping=stopping)
     except MemoryError as e:
         return finish("oom", "MemoryError: %s" % e)
     except Exception as e:  # a runtime raised: report it, the parent maps allocation failures to oom
