@@ -1410,7 +1410,8 @@ def timed_loop(fn: Callable[[], None], min_runs: int, min_s: float, max_s: float
 
 
 def adaptive_loop(fn: Callable[[], None], min_runs: int, min_s: float, max_s: float, percentiles: Sequence[float],
-                  rel_width: float, confidence: float) -> Tuple[List[float], float, Json]:
+                  rel_width: float, confidence: float,
+                  clock: Callable[[], float] = time.perf_counter) -> Tuple[List[float], float, Json]:
     """Run fn until every target percentile's interval is narrower than rel_width x its value and n has reached
     its floor (and min_runs and min_s are met), or max_s has passed; (latencies in ms, wall s, stopping).
 
@@ -1419,7 +1420,7 @@ def adaptive_loop(fn: Callable[[], None], min_runs: int, min_s: float, max_s: fl
     """
     floors = {p: max(mlperf_min_queries(p / 100.0), min_samples_for_percentile(p / 100.0, confidence))
               for p in percentiles}
-    pc = time.perf_counter
+    pc = clock
     lat: List[float] = []
     srt: List[float] = []
     widths: Dict[float, Optional[float]] = {}
