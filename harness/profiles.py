@@ -66,6 +66,8 @@ class RunConfig:
     cooldown_max_s: float = 120.0
     idle_temp_c: float | None = None  # the device's idle temperature; None: measured when a session opens
     throttle_freq_fraction: float = 0.85  # the fastest usable CPU below this share of its max: throttled
+    adaptive_percentiles: list[float] | None = None  # e.g. [95]: measure until these percentiles' intervals ...
+    adaptive_rel_width: float = 0.05  # ... are narrower than this share of their value (bounded by max_s)
 
 
 @dataclass
@@ -143,6 +145,10 @@ def load_profile(path: Path) -> Profile:
         raise ConfigError(path, "transport.serial", "required for an adb transport")
     if prof.memory.cap_mib is not None and prof.memory.cap_mib <= 0:
         raise ConfigError(path, "memory.cap_mib", "must be a positive number of MiB")
+    if prof.run.adaptive_percentiles is not None and not all(0 < p < 100 for p in prof.run.adaptive_percentiles):
+        raise ConfigError(path, "run.adaptive_percentiles", "expected percentiles in (0, 100), e.g. [95]")
+    if prof.run.adaptive_rel_width <= 0:
+        raise ConfigError(path, "run.adaptive_rel_width", "must be > 0 (0.05: the interval 5% of the value)")
     if not 0.0 < prof.run.throttle_freq_fraction <= 1.0:
         raise ConfigError(path, "run.throttle_freq_fraction", "must be in (0, 1]")
     if prof.run.cooldown_margin_c is not None and prof.run.cooldown_margin_c < 0:
