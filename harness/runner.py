@@ -37,6 +37,7 @@ class RunOverrides:
     threads: int | None = None
     timeout_s: float | None = None
     seed: int = 0
+    adaptive: tuple[list[float], float] | None = None  # (percentiles, relative CI width): stop when all are met
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -58,6 +59,10 @@ def build_spec(profile: Profile, artifact_remote: str, fmt: str, o: RunOverrides
         "gguf": {"prompt_tokens": r.gguf_prompt_tokens, "new_tokens": r.gguf_new_tokens,
                  "repetitions": r.gguf_repetitions},
     }
+    if o.adaptive is not None:
+        spec["adaptive"] = {"percentiles": o.adaptive[0], "rel_width": o.adaptive[1]}
+    elif r.adaptive_percentiles:
+        spec["adaptive"] = {"percentiles": r.adaptive_percentiles, "rel_width": r.adaptive_rel_width}
     spec.update(o.extra)
     return spec
 
@@ -214,6 +219,8 @@ class DeviceSession:
         rec.phases = list(r.get("phases") or [])
         if r.get("fingerprint"):
             rec.device.fingerprint = r["fingerprint"]
+        if r.get("stopping"):  # why the measured runs ended (adaptive: interval widths reached, or max_s)
+            rec.provenance["stopping"] = r["stopping"]
         if r.get("os_peak_rss_mib") is not None:
             rec.provenance["os_peak_rss_mib"] = r["os_peak_rss_mib"]
         if r.get("thermal"):  # the agent's start/end zone readings beside the controller's
