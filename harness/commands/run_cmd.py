@@ -20,6 +20,20 @@ def _profiles_dir(args: argparse.Namespace) -> Path | None:
     return Path(args.profiles) if getattr(args, "profiles", None) else None
 
 
+def parse_adaptive(text: str) -> tuple[list[float], float]:
+    """`p95:0.05` or `p90,p99:5%` -> ([percentiles], relative interval width)."""
+    pcts, sep, width = text.partition(":")
+    try:
+        ps = [float(p.strip().lower().removeprefix("p")) for p in pcts.split(",")]
+        w = float(width[:-1]) / 100.0 if width.endswith("%") else float(width)
+    except ValueError:
+        ps, w = [], 0.0
+    if not sep or not ps or not all(0 < p < 100 for p in ps) or w <= 0:
+        raise UserError(f"--adaptive {text!r}: expected PERCENTILES:WIDTH such as p95:0.05 or p90,p99:5%",
+                        hint="WIDTH is the confidence interval's width relative to the percentile's value")
+    return ps, w
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     if not args.artifact:
         raise UserError("no artifact given", hint="pass --artifact PATH (repeatable); `edgefarm samples DIR` makes some")
@@ -30,7 +44,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     extra: dict[str, Any] = json.loads(args.spec_json) if args.spec_json else {}
     overrides = RunOverrides(warmup_runs=args.warmup_runs, min_runs=args.min_runs, min_s=args.min_s,
                              max_s=args.max_s, threads=args.threads, timeout_s=args.timeout, seed=args.seed,
-                             extra=extra)
+                             adaptive=parse_adaptive(args.adaptive) if args.adaptive else None, extra=extra)
     progress = Progress(quiet=args.quiet)
     progress.message(f"run {run_id}: {len(artifacts)} artifact(s) on {', '.join(d.name for d in devices)} -> {out}")
     result = run_farm(devices, artifacts, out, overrides, on_event=progress.event, on_record=progress.record,
@@ -80,6 +94,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--threads", type=int)
     p.add_argument("--timeout", type=float, help="per-artifact agent timeout in seconds")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--adaptive", metavar="PCTS:WIDTH",
+                   help="measure until each percentile's confidence interval is narrower than WIDTH x its value, "
+                        "e.g. p95:0.05 (at least MLPerf's run count for it; at most --max-s)")
     p.add_argument("--spec-json", help="extra agent spec keys as JSON (advanced)")
     p.add_argument("--allow-failures", action="store_true", help="exit 0 even when a run is not ok")
     p.add_argument("-q", "--quiet", action="store_true")
