@@ -34,7 +34,8 @@ def _figure(r: RuleResult) -> str:
         return f"{r.change_pct:+.1f}%{ci} (≤ +{r.threshold:g}%)"
     if r.value is None:
         return ""
-    return f"{fmt(r.value, r.unit)} (bound {fmt(r.bound, r.unit)} {r.comparator} {fmt(r.threshold, r.unit)})"
+    ci = f" [{fmt(r.ci[0])}, {fmt(r.ci[1])}]" if r.ci is not None else ""  # as the HTML report shows it
+    return f"{fmt(r.value, r.unit)}{ci} (bound {fmt(r.bound, r.unit)} {r.comparator} {fmt(r.threshold, r.unit)})"
 
 
 def _rule_rows(rows: list[tuple[Cell, RuleResult]]) -> list[str]:
