@@ -7,10 +7,12 @@ import json
 import random
 import os
 import platform
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
-from agent_helpers import make_samples, run_agent, run_spec
+from agent_helpers import AGENT, make_samples, run_agent, run_spec
 
 from agents import agent as A
 
@@ -184,3 +186,45 @@ def test_android_props_from_getprop(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     assert A.android_props() == {"ro.product.model": "Pixel 7", "ro.board.platform": "gs201"}
     assert A.fingerprint()["android"]["ro.product.model"] == "Pixel 7"
+
+
+def _python38() -> str | None:
+    """A working Python 3.8 (a board's oldest supported Python), if this machine has one."""
+    cands = [shutil.which("python3.8"), "/usr/bin/python3.8",
+             str(Path.home() / ".pyenv" / "versions" / "3.8.18" / "bin" / "python3.8")]
+    for c in cands:
+        if c and Path(c).exists():
+            try:
+                ok = subprocess.run([c, "-c", "import sys; assert sys.version_info[:2] == (3, 8)"],
+                                    capture_output=True, timeout=30).returncode == 0
+            except OSError:
+                ok = False
+            if ok:
+                return c
+    return None
+
+
+PY38 = _python38()
+
+
+@pytest.mark.skipif(PY38 is None, reason="no Python 3.8 here (a board's oldest supported Python)")
+def test_runs_on_a_bare_python38(samples: dict[str, Path]) -> None:
+    """probe, hash and a run that stops at format detection need nothing beyond Python 3.8's stdlib."""
+    assert PY38 is not None
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
+
+    def agent(*args: str) -> list[dict[str, object]]:
+        p = subprocess.run([PY38, str(AGENT), *args], capture_output=True, text=True, timeout=60, env=env)
+        assert not p.stderr, p.stderr
+        return [json.loads(line) for line in p.stdout.splitlines()]
+
+    (probe,) = agent("probe")
+    assert str(probe["python"]).startswith("3.8")
+    (h,) = agent("hash", str(samples["gguf"]))
+    assert h["sha256"] == hashlib.sha256(samples["gguf"].read_bytes()).hexdigest()
+    (res,) = agent("run", json.dumps({"artifact": str(samples["truncated_tflite"])}))
+    assert res["status"] == "error" and "truncated TFLite" in str(res["message"])
+    (res,) = agent("run", json.dumps({"artifact": str(samples["onnx"]), "min_runs": 5, "min_s": 0.0}))
+    assert res["status"] in ("ok", "error")  # ok where this Python has onnxruntime, else a clear error
+    if res["status"] == "error":
+        assert "no onnx runtime on this device" in str(res["message"])
