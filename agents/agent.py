@@ -822,10 +822,10 @@ def parse_spec(raw: str) -> Json:
         raise SpecError("spec.pin_cpus: expected a list of CPU numbers")
     for k in ("dynamic_dims", "input_shapes"):
         for name, v in out[k].items():
-            ok = isinstance(v, int) if k == "dynamic_dims" else (
+            ok = (isinstance(v, int) and not isinstance(v, bool) and v > 0) if k == "dynamic_dims" else (
                 isinstance(v, list) and all(isinstance(d, int) and d > 0 for d in v))
             if not ok:
-                raise SpecError("spec.%s.%s: expected %s" % (k, name, "an int" if k == "dynamic_dims"
+                raise SpecError("spec.%s.%s: expected %s" % (k, name, "a positive int" if k == "dynamic_dims"
                                                               else "a list of positive ints"))
     g = out["gguf"]
     if g["prompt_tokens"] < 1 or g["new_tokens"] < 2 or g["repetitions"] < 1:
