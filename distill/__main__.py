@@ -50,6 +50,9 @@ def _print_embed(r: dict[str, Any]) -> None:
     print(f"quality (Spearman vs teacher, held-out pairs): fp32 {s['spearman_fp32']:.4f}  "
           f"int8 PTQ {s['spearman_int8_ptq']:.4f} (loss {s['int8_loss_ptq']:+.4f})  "
           f"int8 QAT {s['spearman_int8_qat']:.4f} (loss {s['int8_loss_qat']:+.4f})")
+    if "spearman_int8_ptq_control" in s:
+        print(f"control (fp32 fine-tuned for the QAT's steps, then PTQ): fp32 {s['spearman_fp32_control']:.4f}  "
+              f"int8 PTQ {s['spearman_int8_ptq_control']:.4f} (loss {s['int8_loss_ptq_control']:+.4f})")
     print(f"paraphrase checks: teacher {s['paraphrase_accuracy_teacher']:.0%}, student fp32 "
           f"{s['paraphrase_accuracy_fp32']:.0%}, int8 QAT {s['paraphrase_accuracy_int8_qat']:.0%}")
     print("checks: " + ", ".join(f"{k} {'PASS' if v else 'FAIL'}" for k, v in s["checks"].items()))
@@ -80,7 +83,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from distill.sweep import run_sweep
 
     base = EmbedExampleConfig(max_train=args.max_train, epochs=args.epochs, qat_epochs=1, seed=args.seed,
-                              threads=args.threads, max_files=args.max_files)
+                              threads=args.threads, max_files=args.max_files, ptq_control=False)
     r = run_sweep(args.out, base=base, bench=not args.no_bench)
     shutil.copy(POLICY, args.out / "policy.toml")
     for p in r["points"]:

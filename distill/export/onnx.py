@@ -61,8 +61,9 @@ def quantize_int4(src: Path, dst: Path, block_size: int = 32) -> Path:
     try:
         from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
     except ImportError as exc:  # older onnxruntime
-        raise DistillError("this onnxruntime has no MatMulNBitsQuantizer; int4 ONNX export needs onnxruntime>=1.17") \
+        raise DistillError(f"int4 ONNX export needs onnxruntime>=1.17 with onnx-ir installed ({exc})") \
             from exc
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
     q = MatMulNBitsQuantizer(onnx.load(str(src)), block_size=block_size, is_symmetric=True)
     q.process()
     q.model.save_model_to_file(str(dst), use_external_data_format=False)
