@@ -1118,7 +1118,9 @@ def fill_result(res: Json, spec: Json, sv: _Supervised, cg_oom: bool) -> None:
             "out of memory%s: " % cap if res["status"] == "oom" else "", code, why)
     elif res["status"] == "error" and (looks_like_oom(res["message"] or "") or (capped and looks_like_oom(tail))):
         res["status"] = "oom"
-        res["message"] = "out of memory%s: %s" % (cap, res["message"])
+        said = [ln.strip() for ln in tail.splitlines() if looks_like_oom(ln)]
+        res["message"] = "out of memory%s: %s%s" % (cap, res["message"], " (runtime log: %s)" % said[-1][-300:]
+                                                     if said and said[-1] not in (res["message"] or "") else "")
     if res["status"] == "error" and not res["message"]:
         res["message"] = last or "unknown error"
 
