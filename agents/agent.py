@@ -35,7 +35,7 @@ PERCENTILE_METHOD = ("linear interpolation between closest ranks (Hyndman-Fan ty
 GGUF_DEFAULTS: Json = {"prompt_tokens": 64, "new_tokens": 64, "repetitions": 5, "n_ctx": 512, "prompt": None}
 SPEC_DEFAULTS: Json = {
     "artifact": None, "format": None,
-    "warmup_runs": 1, "warmup_min_s": 0.5, "min_runs": 50, "min_s": 1.0, "max_s": 150.0,
+    "warmup_runs": 1, "warmup_min_s": 0.5, "min_runs": 50, "min_s": 1.0, "max_s": 150.0, "max_runs": 20000,
     "threads": None, "seed": 0, "timeout_s": 900.0, "pin_cpus": None, "rlimit_as_mib": None,
     "dynamic_dims": {}, "input_shapes": {}, "confidence": 0.95, "reset_hwm": True,
     "gguf": GGUF_DEFAULTS, "adaptive": None,
@@ -45,7 +45,7 @@ _NUM = (int, float)
 _SPEC_TYPES: Dict[str, Tuple[Tuple[type, ...], bool]] = {  # key: (accepted types, null allowed)
     "artifact": ((str,), False), "format": ((str,), True),
     "warmup_runs": ((int,), False), "warmup_min_s": (_NUM, False), "min_runs": ((int,), False),
-    "min_s": (_NUM, False), "max_s": (_NUM, False), "threads": ((int,), True), "seed": ((int,), False),
+    "max_runs": ((int,), False), "min_s": (_NUM, False), "max_s": (_NUM, False), "threads": ((int,), True), "seed": ((int,), False),
     "timeout_s": (_NUM, False), "pin_cpus": ((list,), True), "rlimit_as_mib": (_NUM, True),
     "dynamic_dims": ((dict,), False), "input_shapes": ((dict,), False), "confidence": (_NUM, False),
     "reset_hwm": ((bool,), False), "gguf": ((dict,), False), "adaptive": ((dict,), True),
@@ -813,6 +813,8 @@ def parse_spec(raw: str) -> Json:
     for k in ("warmup_runs", "min_runs"):
         if out[k] < 0:
             raise SpecError("spec.%s: must be >= 0" % k)
+    if out["max_runs"] < 1:
+        raise SpecError("spec.max_runs: must be >= 1")
     if out["timeout_s"] <= 0 or out["max_s"] <= 0:
         raise SpecError("spec.timeout_s and spec.max_s must be > 0")
     if out["threads"] is not None and out["threads"] < 1:
@@ -1396,8 +1398,10 @@ def make_backend(spec: Json) -> Backend:
     return GgufBackend(spec)
 
 
-def timed_loop(fn: Callable[[], None], min_runs: int, min_s: float, max_s: float) -> Tuple[List[float], float]:
-    """Run fn until both min_runs and min_s are met, or max_s has passed; (latencies in ms, wall s)."""
+def timed_loop(fn: Callable[[], None], min_runs: int, min_s: float, max_s: float,
+               max_runs: int = 10 ** 9) -> Tuple[List[float], float]:
+    """Run fn until both min_runs and min_s are met, or max_s has passed, or max_runs were made (a sub-
+    microsecond model would otherwise make hundreds of thousands of samples a second); (latencies ms, wall s)."""
     pc = time.perf_counter
     lat: List[float] = []
     start = pc()
@@ -1407,13 +1411,13 @@ def timed_loop(fn: Callable[[], None], min_runs: int, min_s: float, max_s: float
         t1 = pc()
         lat.append((t1 - t0) * 1e3)
         el = t1 - start
-        if (len(lat) >= min_runs and el >= min_s) or el >= max_s:
+        if (len(lat) >= min_runs and el >= min_s) or el >= max_s or len(lat) >= max_runs:
             return lat, el
 
 
 def adaptive_loop(fn: Callable[[], None], min_runs: int, min_s: float, max_s: float, percentiles: Sequence[float],
                   rel_width: float, confidence: float,
-                  clock: Callable[[], float] = time.perf_counter) -> Tuple[List[float], float, Json]:
+                  clock: Callable[[], float] = time.perf_counter, max_runs: int = 10 ** 9) -> Tuple[List[float], float, Json]:
     """Run fn until every target percentile's interval is narrower than rel_width x its value and n has reached
     its floor (and min_runs and min_s are met), or max_s has passed; (latencies in ms, wall s, stopping).
 
@@ -1435,6 +1439,9 @@ def adaptive_loop(fn: Callable[[], None], min_runs: int, min_s: float, max_s: fl
         lat.append((t1 - t0) * 1e3)
         el = t1 - start
         if el >= max_s:
+            break
+        if len(lat) >= max_runs:
+            reason = "max_runs"
             break
         if len(lat) >= next_check and el >= min_s:
             srt.extend(lat[len(srt):])
@@ -1526,11 +1533,15 @@ def child_main(fd: int, raw_spec: str) -> int:
         ad = spec.get("adaptive")
         if ad:
             lat, wall, stopping = adaptive_loop(backend.run_once, runs, float(spec["min_s"]), float(spec["max_s"]),
-                                                ad["percentiles"], float(ad["rel_width"]), float(spec["confidence"]))
+                                                ad["percentiles"], float(ad["rel_width"]), float(spec["confidence"]),
+                                                max_runs=max(runs, int(spec["max_runs"])))
         else:
-            lat, wall = timed_loop(backend.run_once, runs, float(spec["min_s"]), float(spec["max_s"]))
+            lat, wall = timed_loop(backend.run_once, runs, float(spec["min_s"]), float(spec["max_s"]),
+                                   max(runs, int(spec["max_runs"])))
             met = len(lat) >= runs and wall >= float(spec["min_s"])
-            stopping = {"stop_reason": "min_runs_and_min_s" if met else "max_s", "runs": len(lat),
+            capped = not met and len(lat) >= int(spec["max_runs"])
+            stopping = {"stop_reason": "max_runs" if capped else "min_runs_and_min_s" if met else "max_s",
+                        "runs": len(lat),
                         "seconds": round(wall, 4), "adaptive": False}
         phase("done")
         samples["latency_ms"] = [round(x, 6) for x in lat]

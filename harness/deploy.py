@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import agents
 from harness.errors import DeviceError
@@ -126,3 +127,18 @@ def workdir_for(transport: Transport, configured: str) -> str:
         return configured
     facts = transport.facts()
     return facts.workdir or os.path.join("/tmp", "edgefarm")
+
+
+def probe(transport: Transport, python: str, agent_remote: str) -> dict[str, Any]:
+    """Run `agent.py probe` on the device: its fingerprint and runtimes (agents/README.md)."""
+    argv = [python, agent_remote, "probe"]
+    res = transport.run(argv, timeout=120)
+    for line in reversed(res.stdout.splitlines()):
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict) and obj.get("event") == "probe":
+            return obj
+    raise DeviceError(transport.name, "agent probe gave no answer", argv=argv,
+                      exit_code=res.exit_code, stdout=res.stdout, stderr=res.stderr)

@@ -6,7 +6,6 @@ for the artifacts on its storage and in its RAM? Every failed check says what is
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -165,19 +164,8 @@ def blockers(profile: Profile, probe: dict[str, Any], artifacts: Sequence[Artifa
 
 def _probe(transport: Transport, facts: DeviceFacts) -> dict[str, Any]:
     python = facts.python or "python3"
-    workdir = facts.workdir or "/tmp/edgefarm"
-    agent = deploy.stage_agent(transport, python, workdir)
-    argv = [python, agent.remote, "probe"]
-    res = transport.run(argv, timeout=120)
-    for line in reversed(res.stdout.splitlines()):
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict) and obj.get("event") == "probe":
-            return obj
-    raise DeviceError(transport.name, "agent probe gave no answer", argv=argv, exit_code=res.exit_code,
-                      stdout=res.stdout, stderr=res.stderr)
+    agent = deploy.stage_agent(transport, python, facts.workdir or "/tmp/edgefarm")
+    return deploy.probe(transport, python, agent.remote)
 
 
 def check_device(profile: Profile, artifacts: Sequence[ArtifactInfo] = ()) -> DeviceCheck:

@@ -35,8 +35,10 @@ _BASE: list[MetricDef] = [
     _d("load_footprint_mib", "MiB", "lower",
        "VmRSS of the measuring process after load minus VmRSS just before load (resident memory the load added)."),
     _d("peak_rss_mib", "MiB", "lower",
-       "VmHWM of the measuring process at the end of the run: the kernel's high-water mark of resident memory, "
-       "over load and inference. Agrees with wait4()'s ru_maxrss for the same process."),
+       "Peak resident memory of the model process over the whole run: the larger of the load-phase and "
+       "inference-phase VmHWM (the kernel's high-water mark). Without the clear_refs reset it equals wait4()'s "
+       "ru_maxrss for that process; with it, ru_maxrss equals peak_rss_inference_mib "
+       "(provenance.os_peak_rss_equals names which)."),
     _d("peak_rss_load_mib", "MiB", "lower",
        "VmHWM read right after load (the load phase's peak)."),
     _d("peak_rss_inference_mib", "MiB", "lower",

@@ -56,6 +56,8 @@ class RunConfig:
     min_runs: int = 50
     min_s: float = 1.0
     max_s: float = 150.0
+    max_runs: int = 20000  # bound on samples for sub-millisecond models (min_s would otherwise make 100k+)
+    dynamic_dims: dict[str, int] = field(default_factory=dict)  # ONNX dynamic axes by name, e.g. {seq = 64}
     threads: int | None = None
     pin_cpus: list[int] | None = None  # taskset-style pinning (big cores on big.LITTLE)
     timeout_s: float = 900.0

@@ -38,7 +38,7 @@ class Metric:
     n: int | None = None
     ci: tuple[float, float] | None = None
     confidence: float | None = None
-    note: str | None = None  # e.g. "insufficient samples: 12 < 59 needed for p95"
+    note: str | None = None  # e.g. "insufficient samples: n=12 < 72 needed for p95 at 95% confidence"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Metric:

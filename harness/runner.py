@@ -51,6 +51,8 @@ def build_spec(profile: Profile, artifact_remote: str, fmt: str, o: RunOverrides
         "min_runs": o.min_runs if o.min_runs is not None else r.min_runs,
         "min_s": o.min_s if o.min_s is not None else r.min_s,
         "max_s": o.max_s if o.max_s is not None else r.max_s,
+        "max_runs": r.max_runs,
+        "dynamic_dims": dict(r.dynamic_dims),
         "threads": o.threads if o.threads is not None else r.threads,
         "seed": o.seed,
         "timeout_s": o.timeout_s if o.timeout_s is not None else r.timeout_s,
@@ -76,22 +78,9 @@ class DeviceSession:
         self.python = self.transport.facts().python or profile.transport.python
         self.workdir = deploy.workdir_for(self.transport, profile.transport.workdir)
         self.agent = deploy.stage_agent(self.transport, self.python, self.workdir)
-        self.fingerprint = self._probe()
+        self.fingerprint = deploy.probe(self.transport, self.python, self.agent.remote)
         self.bytes_sent = self.agent.stats.bytes_sent
         self.thermals = thermal.SessionThermals(profile, self.transport)  # idle temperature, once per session
-
-    def _probe(self) -> dict[str, Any]:
-        argv = [self.python, self.agent.remote, "probe"]
-        res = self.transport.run(argv, timeout=120)
-        for line in reversed(res.stdout.splitlines()):
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(obj, dict) and obj.get("event") == "probe":
-                return obj
-        raise DeviceError(self.profile.name, "agent probe gave no answer", argv=argv,
-                          exit_code=res.exit_code, stdout=res.stdout, stderr=res.stderr)
 
     def device_info(self) -> DeviceInfo:
         return _device_info(self.profile, self.fingerprint.get("fingerprint", {}))
@@ -223,6 +212,7 @@ class DeviceSession:
             rec.provenance["stopping"] = r["stopping"]
         if r.get("os_peak_rss_mib") is not None:
             rec.provenance["os_peak_rss_mib"] = r["os_peak_rss_mib"]
+            rec.provenance["os_peak_rss_equals"] = r.get("os_peak_rss_equals")
         if r.get("thermal"):  # the agent's start/end zone readings beside the controller's
             rec.thermal = {**r["thermal"], **(rec.thermal or {})}
         peak = rec.value("peak_rss_mib")

@@ -114,7 +114,7 @@ def test_duplicated_vocab_gguf_crashes_with_sigabrt_and_the_agent_survives(sampl
 
 def test_timeout_kills_the_model_process_group(samples: dict[str, Path]) -> None:
     t0 = time.monotonic()
-    r = run_spec(samples["tflite"], timeout_s=2.0, min_s=60.0, max_s=60.0)
+    r = run_spec(samples["tflite"], timeout_s=2.0, min_s=60.0, max_s=60.0, max_runs=10**9)
     elapsed = time.monotonic() - t0
     res = r.result
     assert res["status"] == "timeout" and "timeout_s=2" in res["message"]
@@ -183,3 +183,11 @@ def test_kernel_oom_kill_in_a_memory_cgroup_is_oom(samples: dict[str, Path], tmp
                 break
             except OSError:
                 time.sleep(0.1)
+
+
+def test_max_runs_bounds_a_very_fast_model(samples: dict[str, Path]) -> None:
+    r = run_spec(samples["tflite"], min_runs=10, min_s=30.0, max_s=30.0, max_runs=500)
+    res = r.result
+    assert res["status"] == "ok"
+    assert len(res["samples"]["latency_ms"]) == 500  # stopped by the count, long before min_s
+    assert res["stopping"]["stop_reason"] == "max_runs"

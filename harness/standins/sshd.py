@@ -23,7 +23,6 @@ import getpass
 import itertools
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
