@@ -85,7 +85,7 @@ def test_timeout_wins() -> None:
 
 def test_phase_events_are_relayed_while_the_model_runs(tmp_path: Path) -> None:
     paths = make_samples(tmp_path)
-    spec = {**FAST, "artifact": str(paths["tflite"]), "min_s": 1.5, "max_s": 5.0}
+    spec = {**FAST, "artifact": str(paths["tflite"]), "min_s": 1.5, "max_s": 5.0, "max_runs": 10**9}
     p = subprocess.Popen([sys.executable, str(AGENT), "run", json.dumps(spec)], stdout=subprocess.PIPE, text=True)
     assert p.stdout is not None
     arrivals = {}
