@@ -33,7 +33,7 @@ from distill.trainer import TrainConfig, Trainer, seed_everything
 class LmExampleConfig:
     out: Path = Path("runs/lm")
     teacher: dict[str, int] = field(default_factory=lambda: {"dim": 128, "layers": 4, "heads": 4, "ffn": 352})
-    student: dict[str, int] = field(default_factory=lambda: {"dim": 64, "layers": 4, "heads": 4, "ffn": 160})
+    student: dict[str, int] = field(default_factory=lambda: {"dim": 64, "layers": 4, "heads": 4, "ffn": 128})
     seq: int = 128
     batch: int = 16
     teacher_steps: int = 400
