@@ -3,7 +3,8 @@
 The fake quantizers mirror what the exporter's runtime does, so the QAT student is trained on the very
 function the int8 artifact computes:
 - weights int8, symmetric, per output channel, scale = absmax / 127 (onnxruntime quantize_dynamic with
-  per_channel=True, QInt8 weights); int4 is symmetric with scale = absmax / 7, per channel or per block;
+  per_channel=True, QInt8 weights); int4 per block of inputs as onnxruntime's MatMulNBits writes it
+  (symmetric, the block's largest-magnitude value maps to -8), or per channel with scale absmax / 7;
 - activations into those Linears uint8, asymmetric, per tensor, with the range taken from the tensor
   itself at run time (onnxruntime's DynamicQuantizeLinear: range always includes 0);
 - the embedding table int8 symmetric per tensor (onnxruntime's GatherQuant).
@@ -40,11 +41,15 @@ def fake_quant_weight(w: Tensor, bits: int = 8, per_channel: bool = True, block_
     """Symmetric fake quantization of a [out, in] weight: round(w / s) * s, s = absmax / (2^(bits-1) - 1)."""
     qmax = 2 ** (bits - 1) - 1
     if block_size is not None:
+        # onnxruntime MatMulNBits (symmetric): per block of inputs, the largest-magnitude value m maps to
+        # -2^(bits-1) exactly: scale = m / -2^(bits-1) (may be negative), q in [-2^(bits-1), 2^(bits-1) - 1].
         out, inp = w.shape
         pad = (-inp) % block_size
         wb = F.pad(w, (0, pad)).view(out, -1, block_size)
-        s = wb.abs().amax(dim=-1, keepdim=True).clamp_min(1e-12) / qmax
-        q = (torch.clamp(torch.round(wb / s), -qmax, qmax) * s).view(out, -1)[:, :inp]
+        m = wb.gather(-1, wb.abs().argmax(dim=-1, keepdim=True))
+        s = m / -(qmax + 1)
+        s = torch.where(s.abs() < 1e-12, torch.full_like(s, 1e-12), s)
+        q = (torch.clamp(torch.round(wb / s), -(qmax + 1), qmax) * s).reshape(out, -1)[:, :inp]
         return _ste(w, q)
     absmax = w.abs().amax(dim=1, keepdim=True) if per_channel else w.abs().amax()
     s = absmax.clamp_min(1e-12) / qmax

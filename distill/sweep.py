@@ -30,7 +30,7 @@ DEFAULT_SIZES: tuple[StudentSpec, ...] = (
     StudentSpec(layers=(1, 3, 5), heads=4, intermediate=512, embed_dim=48),
     StudentSpec(layers=(0, 1, 2), hidden=256, heads=8, intermediate=1024, embed_dim=64),
 )
-QUANT_KEYS = ("fp32", "int8_ptq", "int8_qat", "int4_ptq")
+QUANT_KEYS = ("fp32", "int8_ptq", "int8_qat", "int4_ptq", "int4_qat")
 
 
 def pareto(points: Sequence[dict[str, Any]], x: str, y: str) -> list[str]:

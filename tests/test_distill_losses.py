@@ -85,9 +85,10 @@ def test_fake_quant_weight_int8_and_int4() -> None:
     # int4: scale 1/7; -0.45 * 7 = -3.15 -> -3, 0.26 * 7 = 1.82 -> 2
     q4 = fake_quant_weight(w, 4)
     assert q4.tolist()[0] == pytest.approx([1.0, -3 / 7, 2 / 7], abs=1e-7)
-    # int4 in blocks of 2: block [1, -.45] scale 1/7, block [.26] scale .26/7 -> exact
+    # int4 in blocks of 2, MatMulNBits-style: block [1, -.45]: scale 1/-8, -.45 / -.125 = 3.6 -> 4 -> -0.5;
+    # block [.26]: scale .26/-8 -> .26 exactly
     qb = fake_quant_weight(w, 4, block_size=2)
-    assert qb.tolist()[0] == pytest.approx([1.0, -3 / 7, 0.26], abs=1e-6)
+    assert qb.tolist()[0] == pytest.approx([1.0, -0.5, 0.26], abs=1e-6)
     # the straight-through estimator passes gradients unchanged
     wg = w.clone().requires_grad_(True)
     fake_quant_weight(wg, 8).sum().backward()

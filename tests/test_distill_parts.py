@@ -142,3 +142,22 @@ def test_torch_minilm_matches_numpy_reference() -> None:
     assert np.abs(ours - ref).max() < 1e-4
     sims = ours @ ours.T
     assert sims[0, 1] > 0.7 and sims[0, 2] < 0.2
+
+
+def test_int4_block_fake_quant_matches_onnxruntime_matmulnbits(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx_ir")  # onnxruntime's MatMulNBits quantizer imports it
+    from distill.export import onnx as ox
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.GELU(), torch.nn.Linear(32, 8)).eval()
+    x = torch.randn(5, 3, 64)  # 3-D so the exporter writes MatMul (which MatMulNBits replaces), not Gemm
+    fp32 = ox.export_onnx(model, (x,), tmp_path / "m.onnx", ["x"], ["y"], {"x": {0: "b"}})
+    int4 = ox.quantize_int4(fp32, tmp_path / "m4.onnx", block_size=32)
+    got = ox.run(ox.session(int4), {"x": x.numpy()})
+    with torch.no_grad():
+        fq = prepare_qat(model, QuantConfig(4, None, block_size=32, quantize_embeddings=False))(x).numpy()
+        strip_qat(model)
+        ref = model(x).numpy()
+    assert np.abs(got - fq).max() < 1e-5
+    assert np.abs(got - ref).max() > 1e-3

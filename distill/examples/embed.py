@@ -34,6 +34,7 @@ from distill.trainer import TrainConfig, Trainer, seed_everything
 
 HERE = Path(__file__).parent
 NAMES = ("input_ids", "attention_mask")
+INT4_BLOCK = 32
 AXES = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
         "embedding": {0: "batch"}}
 
@@ -270,8 +271,18 @@ def distill_student(data: EmbedData, cfg: EmbedExampleConfig, spec: StudentSpec,
     if int4:
         t = time.monotonic()
         try:
-            q4 = onnx_export.quantize_int4(fp32, art / f"{stem}-int4-weights.onnx")
+            q4 = onnx_export.quantize_int4(fp32, art / f"{stem}-int4-ptq.onnx", block_size=INT4_BLOCK)
             report["int4_ptq"] = _artifact(q4, eval_rows, teacher_cos, pairs, para_tok)
+            q4_model = prepare_qat(copy.deepcopy(student), QuantConfig(weight_bits=4, act_bits=None,
+                                                                      block_size=INT4_BLOCK, quantize_embeddings=False))
+            assert isinstance(q4_model, EmbeddingStudent)
+            report["int4_qat_training"] = train(q4_model, cfg.qat_epochs, cfg.qat_lr, "qat4")
+            strip_qat(q4_model)
+            q4_fp32 = onnx_export.export_onnx(q4_model, (ex_ids, ex_mask), art / f"{stem}-qat4-fp32.onnx", NAMES,
+                                              ["embedding"], AXES)
+            q4q = onnx_export.quantize_int4(q4_fp32, art / f"{stem}-int4-qat.onnx", block_size=INT4_BLOCK)
+            q4_fp32.unlink()
+            report["int4_qat"] = _artifact(q4q, eval_rows, teacher_cos, pairs, para_tok)
         except DistillError as exc:
             report["int4_skipped"] = str(exc)
         _phase(phases, f"{spec.name}/int4", t)
