@@ -12,7 +12,7 @@ the student's vectors are drop-in comparable with the teacher's.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -158,8 +158,9 @@ class TeacherSentence(nn.Module):
         return mean_pool(self.encoder(input_ids, attention_mask).last, attention_mask)
 
 
-def embedding_objective(student: nn.Module, weights: losses.EmbeddingLossWeights):  # type: ignore[no-untyped-def]
-    """loss_fn(batch, step) for the Trainer: cosine + MSE to the teacher's vectors + similarity matrix."""
+def embedding_objective(student: nn.Module,
+                        weights: losses.EmbeddingLossWeights) -> Callable[..., dict[str, Tensor]]:
+    """loss_fn(batch, step=0) for the Trainer: cosine + MSE to the teacher's vectors + similarity matrix."""
 
     def loss_fn(batch: EmbedBatch, step: int = 0) -> dict[str, Tensor]:
         s = student(batch.ids, batch.mask)

@@ -14,6 +14,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,7 @@ def run(cfg: LmExampleConfig) -> dict[str, Any]:
     t = time.monotonic()
     teacher = Llama(LlamaConfig(vocab_size=vocab.size, max_seq=cfg.seq, **cfg.teacher))
 
-    def ce(model: Llama):  # type: ignore[no-untyped-def]
+    def ce(model: Llama) -> Callable[[Tensor, int], dict[str, Tensor]]:
         def fn(batch: Tensor, step: int) -> dict[str, Tensor]:
             logits = model(batch[:, :-1]).logits
             return {"loss": F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))}
