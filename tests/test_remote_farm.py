@@ -133,8 +133,8 @@ def test_device_dropping_mid_run_is_device_lost_and_others_finish(
     d = tmp_path / "profiles"
     doomed_board = board_factory(netns=True)
     doomed_phone = phone_factory()
-    ssh_profile(d, "rpi-doomed", doomed_board, min_s=4.0, max_s=8.0)
-    adb_profile(d, "pixel-doomed", adb_server, doomed_phone, min_s=4.0, max_s=8.0)
+    ssh_profile(d, "rpi-doomed", doomed_board, min_s=4.0, max_s=8.0, max_runs=10**9)
+    adb_profile(d, "pixel-doomed", adb_server, doomed_phone, min_s=4.0, max_s=8.0, max_runs=10**9)
     ssh_profile(d, "rpi-fine", board_factory(netns=True))
     profiles = [load_profile(d / f"{n}.toml") for n in ("rpi-doomed", "pixel-doomed", "rpi-fine")]
     arts: list[ArtifactInfo] = [inspect(p) for p in samples]
