@@ -146,7 +146,7 @@ def test_ampere_mode_leaves_dut_power_alone() -> None:
 def test_unknown_port_and_silent_port_are_user_errors(tmp_path: object) -> None:
     with pytest.raises(EnergyError, match="cannot open serial port"):
         Ppk2Meter("/dev/does-not-exist", voltage_v=3.3).start()
-    from harness.standins.ppk2_emulator import open_raw_pty
+    from harness.standins.pty_device import open_raw_pty
 
     master, slave, path = open_raw_pty()  # a port where nobody answers
     try:

@@ -11,7 +11,7 @@ import pytest
 
 from harness.energy import EnergyError, summarise
 from harness.energy.scpi import ScpiMeter, well_timed
-from harness.standins.ppk2_emulator import open_raw_pty
+from harness.standins.pty_device import open_raw_pty
 from harness.standins.scpi_emulator import IDENTITY, ScpiEmulator
 
 IDLE_W, LOAD_W, LOAD_S = 0.5, 2.0, 1.5

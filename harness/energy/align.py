@@ -20,6 +20,7 @@ from harness.metrics import METRICS
 from harness.records import Metric
 
 GAP_FACTOR = 3.0
+MIN_GAP_S = 0.25  # a host poller stalled by a busy CPU for less than this is bridged, not counted unseen
 MAX_UNSEEN = 0.5  # above this share of a window unseen, no figure
 WARN_UNSEEN = 0.01
 
@@ -51,11 +52,11 @@ def _trapezoid(y: FloatArray, x: FloatArray) -> float:
 
 
 def gaps(t: FloatArray) -> list[tuple[float, float]]:
-    """Intervals between consecutive samples longer than GAP_FACTOR x the median interval."""
+    """Intervals between consecutive samples longer than GAP_FACTOR x the median interval (and MIN_GAP_S)."""
     if t.size < 3:
         return []
     dt = np.diff(t)
-    limit = GAP_FACTOR * float(np.median(dt))
+    limit = max(GAP_FACTOR * float(np.median(dt)), MIN_GAP_S)
     return [(float(t[i]), float(t[i + 1])) for i in np.flatnonzero(dt > limit)]
 
 

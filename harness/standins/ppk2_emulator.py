@@ -13,12 +13,9 @@ or powers (W, divided by the source voltage). The unmodified ppk2-api client rea
 from __future__ import annotations
 
 import argparse
-import bisect
 import os
 import select
-import threading
 import time
-import tty
 from collections.abc import Sequence
 from typing import Literal
 
@@ -27,6 +24,7 @@ import numpy.typing as npt
 
 from harness.energy import ppk2_protocol as ppk2
 from harness.energy.ppk2_protocol import ADC_MULT, Calibration
+from harness.standins.pty_device import PtyDevice, Schedule, open_raw_pty  # noqa: F401 (re-exported)
 
 Unit = Literal["A", "W"]
 
@@ -48,45 +46,6 @@ EMULATED_CALIBRATION = Calibration(
 )
 
 
-def open_raw_pty() -> tuple[int, int, str]:
-    """(master fd, slave fd, slave path): a pseudo-terminal in raw mode that pyserial opens like a port."""
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    os.set_blocking(master, False)
-    return master, slave, os.ttyname(slave)
-
-
-class Schedule:
-    """Levels over host monotonic time: the level set at the latest time <= t holds at t."""
-
-    def __init__(self, initial: float) -> None:
-        self._times: list[float] = [float("-inf")]
-        self._levels: list[float] = [initial]
-        self._lock = threading.Lock()
-
-    def set(self, level: float, at: float | None = None) -> float:
-        t = time.monotonic() if at is None else at
-        with self._lock:
-            i = bisect.bisect_right(self._times, t)
-            self._times.insert(i, t)
-            self._levels.insert(i, level)
-        return t
-
-    def at(self, t: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        with self._lock:
-            times, levels = np.asarray(self._times), np.asarray(self._levels)
-        return levels[np.searchsorted(times, t, side="right") - 1]
-
-    def integral(self, t0: float, t1: float) -> float:
-        """Integral of the level over [t0, t1] (level x seconds)."""
-        with self._lock:
-            edges = [t0] + [t for t in self._times if t0 < t < t1] + [t1]
-        return sum(self.level(a) * (b - a) for a, b in zip(edges[:-1], edges[1:]))
-
-    def level(self, t: float) -> float:
-        return float(self.at(np.asarray([t]))[0])
-
-
 def encode(cal: Calibration, amps: npt.NDArray[np.float64], vdd_mv: float, first_counter: int,
            logic: int = 0) -> bytes:
     """Samples for currents (A): the lowest range whose ADC does not saturate, the calibration inverted."""
@@ -106,7 +65,7 @@ def encode(cal: Calibration, amps: npt.NDArray[np.float64], vdd_mv: float, first
     return words.astype("<u4").tobytes()
 
 
-class Ppk2Emulator:
+class Ppk2Emulator(PtyDevice):
     """The emulated meter; `path` is the port to open. Use as a context manager, or start() and close()."""
 
     def __init__(
@@ -137,33 +96,15 @@ class Ppk2Emulator:
         self.samples_dropped = 0
         self.commands: list[int] = []
         self._rng = np.random.default_rng(seed)
-        self._master, self._slave, self.path = open_raw_pty()
+        super().__init__("ppk2-emulator")
         self._out = bytearray()
         self._inbuf = bytearray()
         self._streaming = False
         self._produced = 0
-        self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="ppk2-emulator", daemon=True)
-
-    def start(self) -> Ppk2Emulator:
-        self._thread.start()
-        return self
 
     def __enter__(self) -> Ppk2Emulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._closed.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=2.0)
-        for fd in (self._master, self._slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        self.start()
+        return self
 
     def set_level(self, level: float, at: float | None = None) -> float:
         """Change the emulated current/power at host monotonic time `at` (default now); returns that time."""

@@ -15,13 +15,12 @@ import argparse
 import os
 import re
 import select
-import threading
 import time
 from collections.abc import Sequence
 
 import numpy as np
 
-from harness.standins.ppk2_emulator import Schedule, open_raw_pty
+from harness.standins.pty_device import PtyDevice, Schedule
 
 IDENTITY = "EDGEFARM,SCPI-POWER-EMULATOR,0,1.0"
 
@@ -45,7 +44,7 @@ _CONF = re.compile(_pattern("CONFigure", "POWer").pattern + r"(?::DC)?$", re.I)
 _ERR = re.compile(_pattern("SYSTem", "ERRor").pattern + r"(?::NEXT)?\?$", re.I)
 
 
-class ScpiEmulator:
+class ScpiEmulator(PtyDevice):
     """The emulated meter; `path` is the port to open. Levels are powers in W at a fixed supply voltage."""
 
     def __init__(
@@ -70,32 +69,17 @@ class ScpiEmulator:
         self.received: list[str] = []
         self.configured = False
         self._rng = np.random.default_rng(seed)
-        self._master, self._slave, self.path = open_raw_pty()
+        super().__init__("scpi-emulator")
         self._inbuf = bytearray()
-        self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="scpi-emulator", daemon=True)
 
     def start(self) -> ScpiEmulator:
         self.started_at = time.monotonic()
         self.step_times = [self.schedule.set(p, self.started_at + dt) for dt, p in self.steps]
-        self._thread.start()
+        super().start()
         return self
 
     def __enter__(self) -> ScpiEmulator:
         return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._closed.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=2.0)
-        for fd in (self._master, self._slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
 
     def set_power(self, power_w: float, at: float | None = None) -> float:
         """Change the emulated power at host monotonic time `at` (default now); returns that time."""
