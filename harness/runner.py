@@ -16,6 +16,7 @@ from typing import Any
 
 from harness import deploy, energy, thermal
 from harness.errors import DeviceError, DeviceLost, UserError
+from harness.memcap import MemoryCap
 from harness.metrics import METRICS
 from harness.profiles import Profile
 from harness.records import ArtifactInfo, DeviceInfo, Metric, Record, now_rfc3339
@@ -176,26 +177,23 @@ class DeviceSession:
             else:
                 tail = (res.stderr or res.stdout).strip()[-800:]
                 rec.status, rec.message = "error", f"agent exited {res.exit_code} without a result: {tail}"
-            return
-        self._fill_from_agent(rec, result)
-        if trace is not None and rec.status == "ok":
-            events = [(str(p["phase"]), float(p["host_t"])) for p in host_phases]
-            n_tokens = len(rec.samples.get("itl_ms", [])) + len(rec.samples.get("ttft_ms", []))
-            rec.energy, emetrics = energy.summarise(
-                trace, energy.phases_from_events(events, t_end), n_inferences=len(rec.samples.get("latency_ms", [])),
-                n_tokens=n_tokens or None, idle_window=idle)
-            rec.metrics.update(emetrics)
-            rec.tainted += [t for t in rec.energy.get("tainted", []) if t not in rec.tainted]
-        if oom_killed and rec.status in ("crashed", "error"):
-            rec.status = "oom"
-            rec.message = f"OOM-killed by the {cap.kind if cap else ''} memory cap of {cap.limit_mib if cap else ''} MiB"
+        else:
+            self._fill_from_agent(rec, result)
+            if trace is not None and rec.status == "ok":
+                self._add_energy(rec, trace, host_phases, t_end, idle)
         if cap is not None:
-            peak = cap.peak_mib()
-            rec.provenance["memory_cap"] = {"kind": cap.kind, "limit_mib": cap.limit_mib,
-                                            "group_peak_mib": None if peak is None else round(peak, 2)}
-            if rec.status == "oom" and peak is not None:
-                rec.metrics.setdefault("peak_rss_mib", Metric(value=round(peak, 2), unit="MiB",
-                                                              note="cgroup peak at the OOM kill"))
+            _apply_cap(rec, cap, oom_killed)
+
+    @staticmethod
+    def _add_energy(rec: Record, trace: energy.Trace, host_phases: list[dict[str, Any]], t_end: float,
+                    idle: tuple[float, float] | None) -> None:
+        events = [(str(p["phase"]), float(p["host_t"])) for p in host_phases]
+        n_tokens = len(rec.samples.get("itl_ms", [])) + len(rec.samples.get("ttft_ms", []))
+        rec.energy, emetrics = energy.summarise(
+            trace, energy.phases_from_events(events, t_end), n_inferences=len(rec.samples.get("latency_ms", [])),
+            n_tokens=n_tokens or None, idle_window=idle)
+        rec.metrics.update(emetrics)
+        rec.tainted += [t for t in rec.energy.get("tainted", []) if t not in rec.tainted]
 
     def _fill_from_agent(self, rec: Record, r: dict[str, Any]) -> None:
         rec.status = r.get("status", "error")
@@ -226,6 +224,19 @@ class DeviceSession:
     def _provenance(self) -> dict[str, Any]:
         return {"harness_version": harness_version(), "agent_sha256": self.agent.sha256,
                 "controller": platform.node(), "agent_python": self.fingerprint.get("python")}
+
+
+def _apply_cap(rec: Record, cap: MemoryCap, oom_killed: bool) -> None:
+    """Record the cap; a kernel OOM kill under it is `oom`, with the memory the group reached."""
+    if oom_killed and rec.status in ("crashed", "error"):
+        rec.status = "oom"
+        rec.message = f"OOM-killed by the {cap.kind} memory cap of {cap.limit_mib} MiB"
+    peak = cap.peak_mib()
+    rec.provenance["memory_cap"] = {"kind": cap.kind, "limit_mib": cap.limit_mib,
+                                    "group_peak_mib": None if peak is None else round(peak, 2)}
+    if rec.status == "oom" and peak is not None:
+        rec.metrics.setdefault("peak_rss_mib", Metric(value=round(peak, 2), unit="MiB",
+                                                      note="the memory cap group's peak at the OOM kill"))
 
 
 def _device_info(profile: Profile, fingerprint: dict[str, Any]) -> DeviceInfo:
