@@ -39,9 +39,9 @@ class LmExampleConfig:
     batch: int = 16
     teacher_steps: int = 400
     student_steps: int = 400
-    augment_prompts: int = 128
+    augment_prompts: int = 64
     augment_per_prompt: int = 2
-    augment_new_tokens: int = 96
+    augment_new_tokens: int = 64
     lr: float = 2e-3
     hidden_weight: float = 1.0
     attention_weight: float = 0.2
