@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from harness.energy import ppk2_protocol as ppk2
 from harness.energy.ppk2_protocol import ADC_MULT, Calibration
-from harness.standins.pty_device import PtyDevice, Schedule, open_raw_pty  # noqa: F401 (re-exported)
+from harness.standins.pty_device import PtyDevice, Schedule, open_raw_pty, serve_until_interrupted  # noqa: F401
 
 Unit = Literal["A", "W"]
 
@@ -192,13 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     unit: Unit = "W" if args.w is not None else "A"
     level = args.w if args.w is not None else (args.ma or 12.3) / 1000.0
-    with Ppk2Emulator(level, unit=unit, noise=args.noise) as emu:
-        print(emu.path, flush=True)
-        try:
-            while True:
-                time.sleep(1.0)
-        except KeyboardInterrupt:
-            pass
+    serve_until_interrupted(Ppk2Emulator(level, unit=unit, noise=args.noise))
 
 
 if __name__ == "__main__":

@@ -84,3 +84,14 @@ class PtyDevice:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def serve_until_interrupted(device: PtyDevice) -> None:
+    """Command-line use: print the port path, serve until Ctrl-C."""
+    with device:
+        print(device.path, flush=True)
+        try:
+            while True:
+                time.sleep(1.0)
+        except KeyboardInterrupt:
+            pass

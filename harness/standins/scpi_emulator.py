@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from harness.standins.pty_device import PtyDevice, Schedule
+from harness.standins.pty_device import PtyDevice, Schedule, serve_until_interrupted
 
 IDENTITY = "EDGEFARM,SCPI-POWER-EMULATOR,0,1.0"
 
@@ -150,13 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--v", type=float, default=5.0, help="emulated supply voltage in V")
     ap.add_argument("--no-power", action="store_true", help="answer only MEAS:CURR? and MEAS:VOLT?")
     args = ap.parse_args(argv)
-    with ScpiEmulator(args.w, voltage_v=args.v, supports_power=not args.no_power) as emu:
-        print(emu.path, flush=True)
-        try:
-            while True:
-                time.sleep(1.0)
-        except KeyboardInterrupt:
-            pass
+    serve_until_interrupted(ScpiEmulator(args.w, voltage_v=args.v, supports_power=not args.no_power))
 
 
 if __name__ == "__main__":
