@@ -32,6 +32,8 @@ def export_gguf(model: Llama, vocab: CharVocab, path: Path, kind: Kind = "q8_0",
     import gguf
     from gguf.quants import quantize
 
+    from harness.samples.gguf_model import LlamaHeader, write_llama_header
+
     cfg = model.cfg
     if kind == "q8_0":
         for width in (cfg.dim, cfg.ffn):
@@ -44,26 +46,10 @@ def export_gguf(model: Llama, vocab: CharVocab, path: Path, kind: Kind = "q8_0",
     w = gguf.GGUFWriter(str(path), "llama")
     w.add_name(name)
     w.add_file_type(int(ftype))
-    w.add_quantization_version(gguf.GGML_QUANT_VERSION)
-    w.add_context_length(cfg.max_seq)
-    w.add_embedding_length(cfg.dim)
-    w.add_block_count(cfg.layers)
-    w.add_feed_forward_length(cfg.ffn)
-    w.add_head_count(cfg.heads)
-    w.add_head_count_kv(cfg.heads)
-    w.add_rope_dimension_count(cfg.head_dim)
-    w.add_rope_freq_base(cfg.rope_theta)
-    w.add_layer_norm_rms_eps(cfg.rms_eps)
-    w.add_vocab_size(vocab.size)
-    w.add_tokenizer_model("llama")
-    w.add_token_list(vocab.tokens())
-    w.add_token_scores(vocab.scores())
-    w.add_token_types(vocab.types())
-    w.add_unk_token_id(UNK)
-    w.add_bos_token_id(BOS)
-    w.add_eos_token_id(EOS)
-    w.add_add_bos_token(True)
-    w.add_add_eos_token(False)
+    write_llama_header(w, LlamaHeader(
+        context=cfg.max_seq, embedding=cfg.dim, blocks=cfg.layers, feed_forward=cfg.ffn, heads=cfg.heads,
+        heads_kv=cfg.heads, rope_dims=cfg.head_dim, tokens=list(vocab.tokens()), scores=list(vocab.scores()),
+        types=list(vocab.types()), unk=UNK, bos=BOS, eos=EOS, rope_freq_base=cfg.rope_theta, rms_eps=cfg.rms_eps))
     w.add_add_space_prefix(True)
 
     def mat(name: str, t: torch.Tensor) -> None:

@@ -110,6 +110,51 @@ def _check(spec: GgufSpec) -> None:
             raise ValueError(f"Q8_0 rows must be a multiple of 32 wide, got {width}")
 
 
+@dataclass(frozen=True)
+class LlamaHeader:
+    """The llama hyper-parameters and SPM vocabulary a GGUF carries (shared with distill's exporter)."""
+
+    context: int
+    embedding: int
+    blocks: int
+    feed_forward: int
+    heads: int
+    heads_kv: int
+    rope_dims: int
+    tokens: list[str]
+    scores: list[float]
+    types: list[int]
+    unk: int
+    bos: int
+    eos: int
+    rope_freq_base: float = 10000.0
+    rms_eps: float = 1e-5
+
+
+def write_llama_header(w: gguf.GGUFWriter, h: LlamaHeader) -> None:
+    """Hyper-parameters and an SPM (llama) tokenizer, as llama.cpp reads them."""
+    w.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    w.add_context_length(h.context)
+    w.add_embedding_length(h.embedding)
+    w.add_block_count(h.blocks)
+    w.add_feed_forward_length(h.feed_forward)
+    w.add_head_count(h.heads)
+    w.add_head_count_kv(h.heads_kv)
+    w.add_rope_dimension_count(h.rope_dims)
+    w.add_rope_freq_base(h.rope_freq_base)
+    w.add_layer_norm_rms_eps(h.rms_eps)
+    w.add_vocab_size(len(h.tokens))
+    w.add_tokenizer_model("llama")
+    w.add_token_list(h.tokens)
+    w.add_token_scores(h.scores)
+    w.add_token_types(h.types)
+    w.add_unk_token_id(h.unk)
+    w.add_bos_token_id(h.bos)
+    w.add_eos_token_id(h.eos)
+    w.add_add_bos_token(True)
+    w.add_add_eos_token(False)
+
+
 def write_gguf(path: Path, spec: GgufSpec = DEFAULT, seed: int = 0) -> Path:
     """Write the model to `path` atomically; same spec and seed give the same bytes."""
     _check(spec)
@@ -120,26 +165,10 @@ def write_gguf(path: Path, spec: GgufSpec = DEFAULT, seed: int = 0) -> Path:
         w.add_name("edgefarm-student-llama" + ("-dupvocab" if spec.dup_token else ""))
         w.add_description(f"seeded random llama model {spec} seed={seed}")
         w.add_file_type(FILE_TYPE_MOSTLY_Q8_0)
-        w.add_quantization_version(gguf.GGML_QUANT_VERSION)
-        w.add_context_length(spec.n_ctx)
-        w.add_embedding_length(spec.n_embd)
-        w.add_block_count(spec.n_layers)
-        w.add_feed_forward_length(spec.n_ff)
-        w.add_head_count(spec.n_head)
-        w.add_head_count_kv(spec.n_head_kv)
-        w.add_rope_dimension_count(spec.n_embd // spec.n_head)
-        w.add_rope_freq_base(10000.0)
-        w.add_layer_norm_rms_eps(1e-5)
-        w.add_vocab_size(spec.vocab)
-        w.add_tokenizer_model("llama")
-        w.add_token_list(tokens)
-        w.add_token_scores(scores)
-        w.add_token_types(types)
-        w.add_unk_token_id(UNK_ID)
-        w.add_bos_token_id(BOS_ID)
-        w.add_eos_token_id(EOS_ID)
-        w.add_add_bos_token(True)
-        w.add_add_eos_token(False)
+        write_llama_header(w, LlamaHeader(
+            context=spec.n_ctx, embedding=spec.n_embd, blocks=spec.n_layers, feed_forward=spec.n_ff,
+            heads=spec.n_head, heads_kv=spec.n_head_kv, rope_dims=spec.n_embd // spec.n_head,
+            tokens=tokens, scores=scores, types=types, unk=UNK_ID, bos=BOS_ID, eos=EOS_ID))
         for name, shape in _tensor_shapes(spec):
             if len(shape) == 1:
                 w.add_tensor(name, np.ones(shape, dtype=np.float32))
