@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import posixpath
 import time
 from collections.abc import Callable
@@ -119,14 +118,6 @@ def stage(
 def stage_agent(transport: Transport, python: str, workdir: str) -> Staged:
     """The agent under its content hash (labgrid style), so devices never run a stale agent."""
     return stage(transport, python, workdir, agent_source(), suffix=".agent.py")
-
-
-def workdir_for(transport: Transport, configured: str) -> str:
-    """The profile's workdir, else the transport's default."""
-    if configured:
-        return configured
-    facts = transport.facts()
-    return facts.workdir or os.path.join("/tmp", "edgefarm")
 
 
 def probe(transport: Transport, python: str, agent_remote: str) -> dict[str, Any]:

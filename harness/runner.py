@@ -76,8 +76,9 @@ class DeviceSession:
     def __init__(self, profile: Profile, transport: Transport | None = None) -> None:
         self.profile = profile
         self.transport = transport if transport is not None else open_transport(profile)
-        self.python = self.transport.facts().python or profile.transport.python
-        self.workdir = deploy.workdir_for(self.transport, profile.transport.workdir)
+        facts = self.transport.facts()  # one round-trip: python and work dir together
+        self.python = facts.python or profile.transport.python
+        self.workdir = profile.transport.workdir or facts.workdir or "/tmp/edgefarm"
         self.agent = deploy.stage_agent(self.transport, self.python, self.workdir)
         self.fingerprint = deploy.probe(self.transport, self.python, self.agent.remote)
         self.bytes_sent = self.agent.stats.bytes_sent
