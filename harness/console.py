@@ -59,20 +59,8 @@ class Progress:
         self._print(f"{rec.device.name:<10} {rec.artifact.name:<32} -> {rec.status}{extra[:300]}")
 
 
-def _fmt(v: float | None) -> str:
-    if v is None:
-        return "-"
-    return f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
-
-
 def summary_table(records: list[Record]) -> str:
-    """A fixed-width table of the key figures, one row per device x artifact."""
-    header = ["device", "artifact", "status"] + [label for _, label in _KEY_METRICS]
-    rows = [header]
-    for r in records:
-        rows.append([r.device.name, r.artifact.name, r.status] + [_fmt(r.value(m)) for m, _ in _KEY_METRICS])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-             for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    """The key figures of each device x artifact (harness/reports/keyfigures.py: one definition, every printer)."""
+    from harness.reports.keyfigures import render_records
+
+    return render_records(records, "table").rstrip("\n")

@@ -71,7 +71,7 @@ def test_report_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_compare_marks_significant_changes(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["compare", str(RESULTS / "baseline"), str(RESULTS / "candidate_slow"), "--only-changed"]) == 0
+    assert main(["compare", str(RESULTS / "baseline"), str(RESULTS / "candidate_slow"), "--only-changed"]) == 1
     out = capsys.readouterr().out
     lines = [ln for ln in out.splitlines() if "latency_ms_p95" in ln]
     assert len(lines) == 7 and all(ln.startswith("+") for ln in lines)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from harness.gate import GateReport, evaluate, load_policy
-from harness.records import load_run
+from harness.records import Metric, Record, load_run
 from harness.reports import render
 
 RESULTS = Path(__file__).parent / "fixtures" / "results"
@@ -89,3 +89,112 @@ def test_screenshot_shows_the_failure(tmp_path: Path) -> None:
     px = np.asarray(img, dtype=np.int32)
     red = int((np.abs(px - np.array([0xC6, 0x28, 0x28])).max(axis=2) < 12).sum())
     assert red > 20_000, "the FAIL banner / failing cell colour is not on screen"
+
+
+# --- charts and layout, checked in the DOM the browser built (issue 15) ------------------------------------
+
+SECTION = re.compile(r'<section class="detail ([^"]*)" id="c(\d+)"[^>]*>(.*?)</section>', re.S)
+FIGURE = re.compile(r'<figure class="fig" data-chart="([^"]+)">(.*?)</figure>', re.S)
+AXIS = re.compile(r'<g class="([xy])-axis" data-label="([^"]*)" data-min="([^"]*)" data-max="([^"]*)" '
+                  r'data-scale="(\w+)">(.*?)</g>', re.S)
+
+
+def _decades_run(tmp_path: Path) -> tuple[list[Record], list[Record]]:
+    """A TFLite-like cell whose latencies span two decades (0.03-3 ms), and its baseline; plus the fixtures'."""
+    from harness.gate.synthetic import make_record
+
+    rng = np.random.default_rng(11)
+    fast = list(np.exp(rng.normal(np.log(0.045), 0.25, 1500)))
+    fast += list(rng.uniform(0.5, 3.0, 40))  # scheduler hiccups: the tail that makes a linear axis useless
+    base = list(np.exp(rng.normal(np.log(0.043), 0.25, 1500))) + list(rng.uniform(0.5, 2.5, 40))
+    cand = load_run(RESULTS / "mixed") + [make_record(run_id="mixed", artifact="student.tflite",
+                                                      artifact_format="tflite", samples=fast)]
+    baseline = load_run(RESULTS / "baseline") + [make_record(run_id="base", artifact="student.tflite",
+                                                             artifact_format="tflite", samples=base)]
+    for r in cand + baseline:
+        if r.status == "ok" and not r.phases:
+            r.phases = [{"name": "load", "t_start": 10.0, "t_end": 10.4}, {"name": "first", "t_start": 10.4,
+                         "t_end": 10.45}, {"name": "warmup", "t_start": 10.45, "t_end": 10.6},
+                        {"name": "measure", "t_start": 10.6, "t_end": 14.0}]
+            r.metrics.setdefault("peak_rss_load_mib", Metric(r.value("peak_rss_mib") or 50.0, "MiB"))
+    return cand, baseline
+
+
+def test_charts_have_labelled_axes_span_the_data_and_mark_only_claimed_percentiles(tmp_path: Path) -> None:
+    cand, baseline = _decades_run(tmp_path)
+    rep = evaluate(cand, load_policy(POLICY), baseline=baseline, run="mixed", baseline_run="baseline")
+    shot = tmp_path / "shot.png"
+    browse(tmp_path, render(rep, "html"), f"--screenshot={shot}", "--window-size=1280,2200")
+    assert shot.stat().st_size > 10_000
+    dom = dump_dom(tmp_path, render(rep, "html"))
+    sections = SECTION.findall(dom)
+    assert len(sections) == len(rep.cells)
+    seen_log = charts = 0
+    for classes, idx, body in sections:
+        cell = rep.cells[int(idx)]
+        # every failing, erroring or inconclusive cell is open when the page loads
+        assert ("open" in classes.split()) == (cell.outcome in ("fail", "error", "inconclusive")) or \
+            cell.outcome in ("pass", "skipped")
+        for kind, fig in FIGURE.findall(body):
+            charts += 1
+            axes = {a[0]: a for a in AXIS.findall(fig)}
+            assert set(axes) == {"x", "y"}, kind
+            for _, label, lo, hi, scale, inner in axes.values():
+                assert re.search(r"\(.+\)", label), f"{kind}: axis label without a unit: {label!r}"
+                assert inner.count('class="tick"') >= 2, f"{kind}: fewer than two ticks"
+                assert float(lo) < float(hi)
+            assert re.search(r"<figcaption>.{40,}</figcaption>", fig), f"{kind}: no caption"
+            if kind == "cdf-latency_ms":
+                assert cell.record is not None and cell.latency is not None
+                _, _, lo, hi, scale, _ = axes["x"]
+                data = np.concatenate([cell.latency] + ([cell.baseline_latency]
+                                                        if cell.baseline_latency is not None else []))
+                assert 0 <= float(lo) <= data.min() and float(hi) >= data.max(), (lo, hi, data.min(), data.max())
+                if data.max() / data.min() >= 10:
+                    assert scale == "log"
+                    seen_log += 1
+                marks = set(re.findall(r'data-mark="(p\d+)"', fig))
+                claimed = {f"p{p}" for p in (50, 90, 95, 99)
+                           if (m := cell.record.metrics.get(f"latency_ms_p{p}")) is not None and m.value is not None}
+                assert marks <= claimed, (cell.device, cell.artifact, marks - claimed)
+                if cell.baseline_record is not None and "base-p95" in fig:
+                    bm = cell.baseline_record.metrics.get("latency_ms_p95")
+                    assert bm is not None and bm.value is not None
+            if kind == "memory":
+                _, _, lo, hi, _, _ = axes["y"]
+                rec = cell.record
+                assert rec is not None
+                peak = max(v for k in ("peak_rss_mib", "peak_rss_load_mib", "peak_rss_inference_mib")
+                           if (v := rec.value(k)) is not None)
+                assert float(hi) <= max(peak * 3, 1.0) or 'data-mark="device-RAM"' in fig, \
+                    "memory axis scaled to something far above the data"
+                assert float(hi) >= peak
+    assert seen_log == 1 and charts >= 10
+    # the cell whose p95 the agent declined to claim (12 samples): no p95 line anywhere in its CDF
+    big = next(i for i, c in enumerate(rep.cells) if (c.device, c.artifact) == ("rpi5", "student-big"))
+    fig = dict(FIGURE.findall(dict((i, b) for _, i, b in sections)[str(big)]))["cdf-latency_ms"]
+    assert 'data-mark="p50"' in fig and 'data-mark="p95"' not in fig and "not claimed here: p95, p99" in fig
+
+
+def test_expand_all_opens_every_cell(tmp_path: Path) -> None:
+    import base64
+    import hashlib
+
+    page = render(gate("mixed"), "html")
+    probe = ("document.getElementById('expand-all').click();document.body.setAttribute('data-open',"
+             "String(document.querySelectorAll('.detail.open').length))")
+    digest = base64.b64encode(hashlib.sha256(probe.encode()).digest()).decode()
+    page = page.replace("script-src ", f"script-src 'sha256-{digest}' ", 1).replace(
+        "</body>", f"<script>{probe}</script></body>")
+    dom = dump_dom(tmp_path, page)
+    n = len(gate("mixed").cells)
+    assert re.search(rf'<body[^>]*data-open="{n}"', dom), re.search(r"<body[^>]*>", dom)
+
+
+def test_control_characters_from_a_device_show_as_text(tmp_path: Path) -> None:
+    recs = load_run(RESULTS / "hostile")
+    recs[0].device.name = "dev\x1b[2J\x1b]0;title\x07\x00\x9b31m\u202eevil"
+    recs[0].message = "line1\r\nline2\x1b[1A"
+    dom = dump_dom(tmp_path, render(evaluate(recs, load_policy()), "html"))
+    assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202e]", dom)
+    assert "dev\\x1b[2J\\x1b]0;title\\x07\\x00\\u009b31m\\u202eevil" in dom

@@ -15,11 +15,12 @@ from pathlib import Path
 from harness import profiles as profiles_mod
 from harness.errors import UserError
 from harness.gate import GateReport, evaluate, load_policy
-from harness.gate.compare import compare
+from harness.gate.compare import compare, compare_exit
 from harness.golden.attach import GOLDEN_DIR, attach_golden
 from harness.profiles import Profile
 from harness.records import RESULTS_FILE, JsonlWriter, Record, iter_records, load_run
 from harness.reports import PRINTERS, render
+from harness.reports.keyfigures import render_records
 from harness.reports.text import compare_text, gate_text
 
 
@@ -69,13 +70,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    if args.factor <= 1.0:
-        raise UserError(f"--factor must be greater than 1 (got {args.factor})")
-    rows = compare(load_run(Path(args.a)), load_run(Path(args.b)), factor=args.factor)
-    if args.only_changed:
-        rows = [r for r in rows if r.mark]
-    sys.stdout.write(compare_text(rows, args.a, args.b))
-    return 0
+    factor = args.factor if args.factor is not None else 1.0 + args.threshold / 100.0
+    if factor <= 1.0:
+        raise UserError(f"--threshold must be greater than 0 (got {100 * (factor - 1):g}%)")
+    ra, rb = load_run(Path(args.a)), load_run(Path(args.b))
+    rows = compare(ra, rb, factor=factor)
+    shown = [r for r in rows if r.mark] if args.only_changed else rows
+    sys.stdout.write(compare_text(shown, args.a, args.b, render_records(rb, "table", ra), 100 * (factor - 1)))
+    return compare_exit(rows)
 
 
 def _shard_files(shard: Path) -> list[Path]:
@@ -169,7 +171,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("compare", help="per-metric changes between two runs, with significance (asv style)")
     p.add_argument("a", metavar="A", help="the earlier run directory")
     p.add_argument("b", metavar="B", help="the later run directory")
-    p.add_argument("--factor", type=float, default=1.05, help="ratio that counts as a change (default 1.05)")
+    p.add_argument("--threshold", type=float, default=5.0, metavar="PCT",
+                   help="worsening in %% that counts as a regression when significant (default 5); exit 1 "
+                        "when a tracked metric regressed past it")
+    p.add_argument("--factor", type=float, help="the same as a ratio (1.05 = --threshold 5)")
     p.add_argument("--only-changed", action="store_true", help="list only rows marked + - ~ x")
     p.set_defaults(func=cmd_compare)
 

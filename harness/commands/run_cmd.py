@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from harness import profiles as profiles_mod
 from harness.artifacts import inspect
-from harness.console import Progress, summary_table
+from harness.console import Progress
 from harness.errors import UserError
 from harness.farm import new_run_id, run_farm
+from harness.reports.keyfigures import OUT_FORMATS, render_records
 from harness.runner import RunOverrides
 
 
@@ -49,11 +51,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress.message(f"run {run_id}: {len(artifacts)} artifact(s) on {', '.join(d.name for d in devices)} -> {out}")
     result = run_farm(devices, artifacts, out, overrides, on_event=progress.event, on_record=progress.record,
                       on_message=progress.message, run_id=run_id)
-    print(summary_table(result.records))
+    sys.stdout.write(render_records(result.records, args.output_format))
+    info = sys.stdout if args.output_format == "table" else sys.stderr  # -o json: stdout is the document alone
     sent = sum(result.bytes_sent.values())
     print(f"\nbytes transferred to devices: {sent} "
-          f"({', '.join(f'{k}: {v}' for k, v in sorted(result.bytes_sent.items())) or 'none'})")
-    print(f"results: {out / 'results.jsonl'}")
+          f"({', '.join(f'{k}: {v}' for k, v in sorted(result.bytes_sent.items())) or 'none'})", file=info)
+    print(f"results: {out / 'results.jsonl'}", file=info)
     bad = [r for r in result.records if r.status != "ok"]
     return 0 if not bad or args.allow_failures else 4
 
@@ -99,6 +102,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "e.g. p95:0.05 (at least MLPerf's run count for it; at most --max-s)")
     p.add_argument("--spec-json", help="extra agent spec keys as JSON (advanced)")
     p.add_argument("--allow-failures", action="store_true", help="exit 0 even when a run is not ok")
+    p.add_argument("-o", "--output-format", choices=OUT_FORMATS, default="table",
+                   help="key figures on stdout as a table (default), md, csv, json or jsonl (like llama-bench -o)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_run)
 

@@ -12,19 +12,22 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from html import escape
 
 from harness.gate.model import Cell, GateReport, RuleResult
 from harness.gate.rules import fmt
-from harness.reports.charts import latency_svg, memory_svg
+from harness.reports.charts import cell_charts
+from harness.reports.escape import h
 from harness.reports.html_assets import CSS, JS
+from harness.reports.keyfigures import COLUMNS, KeyRow, cell_text, key_row
+from harness.reports.provenance import provenance_rows
 
 LABEL = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE", "skipped": "SKIPPED", "error": "ERROR"}
 ICON = {"pass": "✔", "fail": "✖", "inconclusive": "?", "skipped": "–", "error": "!"}
 
 
 def e(x: object) -> str:
-    return escape("" if x is None else str(x), quote=True)
+    """Escaped text: control characters (ESC, NUL) shown as \\xNN, then HTML-escaped."""
+    return h(x)
 
 
 def script_json(data: object) -> str:
@@ -67,19 +70,58 @@ def _rules_table(cell: Cell) -> str:
 
 
 def _provenance(cell: Cell, report: GateReport) -> str:
-    p = cell.provenance
-    items = [("run", p.get("run_id")), ("artifact sha256", p.get("artifact_sha256")),
-             ("artifact", f"{p.get('artifact_format')} · {p.get('artifact_size_bytes')} bytes"),
-             ("runtime", " ".join(str(v) for v in (p.get("runtime") or {}).values())),
-             ("device class", cell.device_class), ("transport", p.get("transport")),
-             ("device fingerprint", json.dumps(p.get("device_fingerprint"), sort_keys=True)),
-             ("harness (run / gate)", f"{p.get('harness_version')} / {report.harness_version}"),
-             ("started → finished", f"{p.get('started_at')} → {p.get('finished_at')}")]
-    return '<dl class="prov">' + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in items) + "</dl>"
+    rows = provenance_rows(cell, report.harness_version)
+    return ('<table class="prov">' + "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
+            + "</table>")
+
+
+def _row(cell: Cell) -> KeyRow | None:
+    if cell.record is None:
+        return None
+    return key_row(cell.record, cell.baseline_record, cell.outcome)
+
+
+def _key_table(row: KeyRow) -> str:
+    """One cell's key figures: figure, baseline, change (a column each where a baseline exists)."""
+    has_base = bool(row.base)
+    head = "<tr><th>figure</th><th>this run</th>" + ("<th>baseline</th><th>change</th>" if has_base else "") + "</tr>"
+    body = []
+    for c in COLUMNS:
+        f = row.figs[c.key]
+        cls = ' class="why"' if f.value is None and f.why else ""
+        tds = f"<td{cls}>{e(f.text)}</td>"
+        if has_base:
+            b = row.base.get(c.key)
+            ch = row.change.get(c.key)
+            tds += f"<td>{e(b.text if b else '')}</td><td>{'' if ch is None else f'{ch:+.1f}%'}</td>"
+        body.append(f'<tr data-key="{c.key}"><th title="{e(c.definition)}">{e(c.header)}</th>{tds}</tr>')
+    note = ('<p class="src">p50/p95/p99 here are of inter-token latency (decode).</p>'
+            if row.series == "itl_ms" else "")
+    return f'<table class="keyfig">{head}{"".join(body)}</table>{note}'
+
+
+def key_summary(report: GateReport, limit: int = 200) -> str:
+    """Every cell's key figures in one table (the first `limit` cells), the baseline's change beside each."""
+    rows = [(i, r) for i, c in enumerate(report.cells) if (r := _row(c)) is not None][:limit]
+    if not rows:
+        return ""
+    head = "".join(f'<th title="{e(c.definition)}">{e(c.header)}</th>' for c in COLUMNS)
+    trs = []
+    for i, r in rows:
+        tds = "".join(f"<td>{e(cell_text(r, c.key))}</td>" for c in COLUMNS)
+        trs.append(f'<tr class="o-{e(r.verdict)}"><td><a href="#c{i}" data-cell="{i}">{e(r.device)} × '
+                   f'{e(r.artifact)}</a></td><td><span class="badge o-{e(r.verdict)}">{e(r.verdict)}</span></td>'
+                   f"{tds}</tr>")
+    more = (f'<p class="src">first {limit} of {len(report.cells)} cells; every cell has its own table below</p>'
+            if len(report.cells) > limit else "")
+    return (f'<section class="keyfigs"><h2>Key figures</h2><div class="kwrap"><table class="keyfig-all"><thead>'
+            f"<tr><th>cell</th><th>verdict</th>{head}</tr></thead><tbody>{''.join(trs)}</tbody></table></div>"
+            f"{more}</section>")
 
 
 def _detail(i: int, cell: Cell, report: GateReport) -> str:
-    head = (f'<section class="detail o-{cell.outcome}" id="c{i}" data-outcome="{cell.outcome}">'
+    opened = " open" if cell.outcome in ("fail", "error", "inconclusive") else ""
+    head = (f'<section class="detail o-{cell.outcome}{opened}" id="c{i}" data-outcome="{cell.outcome}">'
             f'<h2><span class="badge o-{cell.outcome}">{LABEL[cell.outcome]}</span> '
             f'<span class="dev">{e(cell.device)}</span> × <span class="art">{e(cell.artifact)}</span></h2>'
             f'<p class="meta">status <b>{e(cell.status)}</b>')
@@ -90,10 +132,12 @@ def _detail(i: int, cell: Cell, report: GateReport) -> str:
         head += f'<p class="warn">tainted: {e(t)}: its figures are not trusted, its rules are inconclusive</p>'
     for n in cell.notes:
         head += f'<p class="note">{e(n)}</p>'
-    charts = latency_svg(cell) + memory_svg(cell)
+    charts = cell_charts(cell)
+    row = _row(cell)
     kpis = "".join(f"<li><b>{e(k.name)}</b> {e(fmt(k.value, k.unit))} <span class=\"src\">{e(k.detail)}</span></li>"
                    for k in cell.kpis)
-    return (head + _rules_table(cell) + (f'<div class="charts">{charts}</div>' if charts else "")
+    return (head + ("<h3>Key figures</h3>" + _key_table(row) if row else "") + _rules_table(cell)
+            + (f'<div class="charts">{charts}</div>' if charts else "")
             + (f'<h3>KPIs</h3><ul class="kpis">{kpis}</ul>' if kpis else "")
             + "<h3>Provenance</h3>" + _provenance(cell, report) + "</section>")
 
@@ -171,8 +215,10 @@ exit code {report.exit_code}</div>
 <main>
 <div class="counts">rules: {counts}</div>{notes}
 {_worst(report)}
+{key_summary(report)}
 <div class="controls"><label><input type="checkbox" id="only-bad"> only cells that did not pass</label>
-<span class="hint">click a cell to open its rules, charts and provenance</span></div>
+<button type="button" id="expand-all">expand all</button> <button type="button" id="collapse-all">collapse all</button>
+<span class="hint">failing and inconclusive cells are open; click a cell to open its rules, charts and provenance</span></div>
 {_matrix(report)}
 <div id="details">{details}</div>
 </main>

@@ -57,8 +57,30 @@ table.rules{border-collapse:collapse;width:100%;font-size:13px}
 .chart .mark{stroke:#1565c0;stroke-dasharray:2 2}.chart .mark-base{stroke:#607d8b;stroke-dasharray:5 3}
 .chart .mark-budget{stroke:var(--fail);stroke-width:2;stroke-dasharray:6 3}
 .chart .lbl{font-size:11px;fill:#263238}.chart .tick{font-size:10px;fill:#607d8b}
-dl.prov{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;font-size:12.5px}
-dl.prov dt{color:var(--mute)}dl.prov dd{margin:0;font-family:ui-monospace,monospace;word-break:break-all}
+table.prov{border-collapse:collapse;font-size:12.5px}
+.prov th{color:var(--mute);font-weight:500;text-align:left;padding:2px 14px 2px 0;white-space:nowrap;vertical-align:top}
+.prov td{font-family:ui-monospace,monospace;word-break:break-all;padding:2px 0}
+table.keyfig{border-collapse:collapse;font-size:12.5px;margin:4px 0}
+.keyfig th,.keyfig td{text-align:left;padding:2px 12px 2px 0;border-bottom:1px solid #eef1f3;vertical-align:top}
+.keyfig th{color:var(--mute);font-weight:500;white-space:nowrap}.keyfig td.why,.keyfig-all td{color:#36414a}
+.keyfigs{margin:10px 0 14px}.keyfigs h2{font-size:15px;margin:4px 0}
+.kwrap{overflow:auto;max-height:60vh;border:1px solid var(--line);background:#fff}
+table.keyfig-all{border-collapse:collapse;font-size:12px}
+.keyfig-all th{position:sticky;top:0;background:#fff;text-align:left;padding:4px 8px;border-bottom:1px solid var(--line);
+white-space:nowrap}.keyfig-all td{padding:3px 8px;border-bottom:1px solid #eef1f3;white-space:nowrap}
+.controls button{font:inherit;font-size:12px;padding:1px 8px;margin-left:10px}
+figure.fig{margin:0;max-width:520px}figure.fig figcaption{font-size:11.5px;color:var(--mute);padding:2px 4px}
+.chart .grid{stroke:#eef1f3}.chart .axis-label{font-size:11px;fill:#37474f}
+.chart .cdf{fill:none;stroke:#1565c0;stroke-width:1.8}.chart .cdf-base{fill:none;stroke:#78909c;stroke-width:1.4;
+stroke-dasharray:4 2}.chart .hwm{stroke:#1565c0;stroke-width:2.5}.chart .dot{fill:#1565c0}.chart .dot-oom{fill:var(--fail)}
+.chart .mark-ram{stroke:#455a64;stroke-dasharray:1 3;stroke-width:1.5}
+.chart .phase{fill:#f1f4f6;stroke:#fff}.chart .ph-load{fill:#e3f2fd}.chart .ph-measure{fill:#e8f5e9}
+.chart .ph-first{fill:#fff8e1}.chart .ph-warm{fill:#f3e5f5}
+.chart .rate-pp,.chart .rate-tg{fill:none;stroke-width:1.5}.chart .rate-pp{stroke:#6a1b9a}.chart .rate-tg{stroke:#2e7d32}
+.chart .rate-pp-dot{fill:#6a1b9a}.chart .rate-tg-dot{fill:#2e7d32}
+.chart .temp{fill:none;stroke:#d84315;stroke-width:1.6}.chart .freq{fill:none;stroke:#1565c0;stroke-width:1.6}
+.chart .throttled{fill:#ffcdd2;opacity:.6}.chart .front{fill:none;stroke:#2e7d32;stroke-width:1.5}
+.chart .pt{fill:#90a4ae}.chart .pt-front{fill:#2e7d32}
 ul.kpis{margin:4px 0;padding-left:18px}
 .worst{margin:10px 0 14px;padding:8px 14px;background:#fff;border:1px solid var(--line)}
 .worst h2{font-size:14px;margin:2px 0 6px}.worst ol{margin:0;padding-left:22px}.worst li{margin:2px 0}
@@ -68,30 +90,32 @@ ul.kpis{margin:4px 0;padding-left:18px}
 JS = """
 (function(){
   var root=document.documentElement; root.classList.add('js');
-  var cells=document.querySelectorAll('a[data-cell]');
   function open(id, scroll){
-    document.querySelectorAll('.detail.open').forEach(function(d){d.classList.remove('open');});
-    document.querySelectorAll('.cell a.sel').forEach(function(a){a.classList.remove('sel');});
     var d=document.getElementById(id); if(!d){return;}
     d.classList.add('open');
+    document.querySelectorAll('.cell a.sel').forEach(function(a){a.classList.remove('sel');});
     var a=document.querySelector('.cell a[href="#'+id+'"]'); if(a){a.classList.add('sel');}
     if(scroll){d.scrollIntoView({behavior:'smooth',block:'start'});}
   }
-  cells.forEach(function(a){a.addEventListener('click',function(ev){
+  document.querySelectorAll('a[data-cell]').forEach(function(a){a.addEventListener('click',function(ev){
     ev.preventDefault(); var id=a.getAttribute('href').slice(1); open(id,true);
     if(history.replaceState){history.replaceState(null,'','#'+id);}
   });});
+  function all(on){document.querySelectorAll('.detail').forEach(function(d){d.classList.toggle('open',on);});}
+  var ex=document.getElementById('expand-all'), co=document.getElementById('collapse-all');
+  if(ex){ex.addEventListener('click',function(){all(true);});}
+  if(co){co.addEventListener('click',function(){all(false);});}
   var box=document.getElementById('only-bad');
   if(box){box.addEventListener('change',function(){root.classList.toggle('hide-ok',box.checked);});}
   var first=location.hash.slice(1);
-  if(!first||!document.getElementById(first)){
-    var rank=['fail','error','inconclusive','pass','skipped'];
-    for(var i=0;i<rank.length&&!first;i++){
-      var hit=document.querySelector('.cell.o-'+rank[i]+' a[data-cell]');
-      if(hit){first=hit.getAttribute('href').slice(1);}
-    }
+  if(first&&document.getElementById(first)){open(first,false);}
+  else{
+    /* failing / inconclusive cells are open from the server; with none, open the first cell */
+    var bad=document.querySelector('.detail.open');
+    var hit=document.querySelector('.cell a[data-cell]');
+    if(bad){var a=document.querySelector('.cell a[href="#'+bad.id+'"]'); if(a){a.classList.add('sel');}}
+    else if(hit){open(hit.getAttribute('href').slice(1),false);}
   }
-  if(first){open(first,false);}
   root.setAttribute('data-ready','1');
 })();
 """

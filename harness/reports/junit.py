@@ -10,6 +10,7 @@ import json
 import re
 from html import escape
 
+from harness.reports.keyfigures import COLUMNS, cell_text, key_row
 from harness.gate.model import Cell, GateReport, RuleResult
 
 # XML 1.0 cannot carry most control characters at all, escaped or not: replace them.
@@ -32,6 +33,14 @@ def _props(items: dict[str, object], indent: str) -> str:
             val = json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v
         out.append(f'{indent}  <property name="{_s(k)}" value="{_s(val)}"/>\n')
     return f"{indent}<properties>\n{''.join(out)}{indent}</properties>\n" if out else ""
+
+
+def _key_props(cell: Cell) -> dict[str, object]:
+    """The key figures as properties `key.<column>` (the text a reader sees, interval or reason included)."""
+    if cell.record is None:
+        return {}
+    row = key_row(cell.record, cell.baseline_record, cell.outcome)
+    return {f"key.{c.key}": cell_text(row, c.key) for c in COLUMNS}
 
 
 def _case(cell: Cell, r: RuleResult) -> str:
@@ -68,6 +77,7 @@ def to_junit(report: GateReport) -> str:
             "gate_harness_version": report.harness_version, "run_id": prov.get("run_id"),
             "runtime": prov.get("runtime"), "status": cell.status, "outcome": cell.outcome,
             "tainted": cell.tainted or None, "policy": report.policy_source,
+            **_key_props(cell),
         }, "    ")
         n = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
         cases = []

@@ -6,11 +6,11 @@ large farm stays under GitHub's 65,536-character comment limit.
 
 from __future__ import annotations
 
-import html
 from collections import Counter
 
 from harness.gate.model import Cell, GateReport, RuleResult
 from harness.gate.rules import fmt
+from harness.reports.keyfigures import key_row, md_escape, render_rows
 
 ICON = {"pass": "✅ pass", "fail": "❌ FAIL", "inconclusive": "⚠️ inconclusive", "skipped": "⏭️ skipped",
         "error": "💥 error"}
@@ -18,12 +18,8 @@ MAX_CHARS = 60_000
 
 
 def esc(x: object) -> str:
-    """Safe inside a Markdown table cell on GitHub: no HTML, no pipes, no code spans, one line."""
-    s = html.escape(str(x), quote=True)
-    for a, b in (("|", "&#124;"), ("`", "&#96;"), ("\r", " "), ("\n", " "), ("*", "&#42;"), ("_", "&#95;"),
-                 ("[", "&#91;"), ("]", "&#93;")):
-        s = s.replace(a, b)
-    return s
+    """Safe inside a Markdown table cell on GitHub: no HTML, no pipes, no code spans, one line, no controls."""
+    return md_escape(x)
 
 
 def _figure(r: RuleResult) -> str:
@@ -86,6 +82,13 @@ def to_markdown(report: GateReport) -> str:
         if shown < len(table):
             lines += ["", f"… and {len(table) - shown} more rules: see the JSON or HTML report."]
         lines.append("")
+    rows = [key_row(c.record, c.baseline_record, c.outcome) for c in report.cells if c.record is not None]
+    if rows and len(rows) <= 60:  # ~700 characters a row: 60 rows stay well inside a comment
+        lines += ["### Key figures" + (" (baseline and change in brackets)" if any(r.base for r in rows) else ""),
+                  "", render_rows(rows, "md")]
+    elif rows:
+        lines += ["### Key figures", "", f"{len(rows)} cells: too many for a comment; see the HTML report or "
+                  "`edgefarm run -o csv`.", ""]
     kpi_cells = [c for c in report.cells if c.kpis]
     if kpi_cells and len(kpi_cells) <= 100:
         lines += ["### KPIs", "", "| device | artifact | KPI | value | inputs |", "|---|---|---|---|---|"]
