@@ -21,9 +21,20 @@ def _sub(m: re.Match[str]) -> str:
 def term(text: object) -> str:
     """One line of terminal text: every control character shown as an escape, never sent raw."""
     s = text if isinstance(text, str) else str(text)
-    return _CONTROL.sub(_sub, s)
+    return _CONTROL.sub(_sub, s) if _CONTROL.search(s) else s
+
+
+# One str.translate pass (C speed: the HTML report escapes ~50 strings per cell, 1000 cells) doing both jobs:
+# control characters as \\xNN text, and & < > " ' as entities - the same result as html.escape(term(x)).
+_HTML_TABLE: dict[int, str] = {c: _sub(re.match(".", chr(c), re.S)) for c in  # type: ignore[arg-type]
+                               [*range(0x20), *range(0x7f, 0xa0), *range(0x202a, 0x202f), *range(0x2066, 0x206a)]}
+_HTML_TABLE.update({ord(k): html.escape(k, quote=True) for k in "&<>\"'"})
+
+
+_HTML_NEEDS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069&<>\"']")
 
 
 def h(x: object) -> str:
     """HTML text or attribute value: control characters escaped as text, then HTML-escaped (quotes too)."""
-    return html.escape(term("" if x is None else x), quote=True)
+    s = "" if x is None else x if isinstance(x, str) else str(x)
+    return s.translate(_HTML_TABLE) if _HTML_NEEDS.search(s) else s

@@ -100,9 +100,10 @@ def _key_table(row: KeyRow) -> str:
     return f'<table class="keyfig">{head}{"".join(body)}</table>{note}'
 
 
-def key_summary(report: GateReport, limit: int = 200) -> str:
+def key_summary(report: GateReport, rows_by_cell: list[KeyRow | None] | None = None, limit: int = 200) -> str:
     """Every cell's key figures in one table (the first `limit` cells), the baseline's change beside each."""
-    rows = [(i, r) for i, c in enumerate(report.cells) if (r := _row(c)) is not None][:limit]
+    by = rows_by_cell if rows_by_cell is not None else [_row(c) for c in report.cells]
+    rows = [(i, r) for i, r in enumerate(by) if r is not None][:limit]
     if not rows:
         return ""
     head = "".join(f'<th title="{e(c.definition)}">{e(c.header)}</th>' for c in COLUMNS)
@@ -119,7 +120,10 @@ def key_summary(report: GateReport, limit: int = 200) -> str:
             f"{more}</section>")
 
 
-def _detail(i: int, cell: Cell, report: GateReport) -> str:
+CHARTS_FOR_ALL_UP_TO = 200  # cells; above, passing cells show figures without charts (file size, render time)
+
+
+def _detail(i: int, cell: Cell, report: GateReport, row: KeyRow | None, charts_ok: bool = True) -> str:
     opened = " open" if cell.outcome in ("fail", "error", "inconclusive") else ""
     head = (f'<section class="detail o-{cell.outcome}{opened}" id="c{i}" data-outcome="{cell.outcome}">'
             f'<h2><span class="badge o-{cell.outcome}">{LABEL[cell.outcome]}</span> '
@@ -132,8 +136,11 @@ def _detail(i: int, cell: Cell, report: GateReport) -> str:
         head += f'<p class="warn">tainted: {e(t)}: its figures are not trusted, its rules are inconclusive</p>'
     for n in cell.notes:
         head += f'<p class="note">{e(n)}</p>'
-    charts = cell_charts(cell)
-    row = _row(cell)
+    charts = cell_charts(cell) if charts_ok or cell.outcome != "pass" else ""
+    if not charts and cell.outcome == "pass" and not charts_ok:
+        charts = (f'<p class="src">charts are drawn for every cell that did not pass; this report has '
+                  f"{len(report.cells)} cells (over {CHARTS_FOR_ALL_UP_TO}), so passing cells show figures "
+                  "only</p>")
     kpis = "".join(f"<li><b>{e(k.name)}</b> {e(fmt(k.value, k.unit))} <span class=\"src\">{e(k.detail)}</span></li>"
                    for k in cell.kpis)
     return (head + ("<h3>Key figures</h3>" + _key_table(row) if row else "") + _rules_table(cell)
@@ -198,7 +205,9 @@ def to_html(report: GateReport) -> str:
     notes = "".join(f'<p class="note">{e(n)}</p>' for n in report.notes)
     data = {"schema": report.schema, "verdict": report.verdict, "exit_code": report.exit_code,
             "cells": [{"device": c.device, "artifact": c.artifact, "outcome": c.outcome} for c in report.cells]}
-    details = "".join(_detail(i, c, report) for i, c in enumerate(report.cells))
+    rows = [_row(c) for c in report.cells]  # once per cell: the summary table and each detail share it
+    every = len(report.cells) <= CHARTS_FOR_ALL_UP_TO
+    details = "".join(_detail(i, c, report, rows[i], every) for i, c in enumerate(report.cells))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{csp}">
@@ -215,7 +224,7 @@ exit code {report.exit_code}</div>
 <main>
 <div class="counts">rules: {counts}</div>{notes}
 {_worst(report)}
-{key_summary(report)}
+{key_summary(report, rows)}
 <div class="controls"><label><input type="checkbox" id="only-bad"> only cells that did not pass</label>
 <button type="button" id="expand-all">expand all</button> <button type="button" id="collapse-all">collapse all</button>
 <span class="hint">failing and inconclusive cells are open; click a cell to open its rules, charts and provenance</span></div>

@@ -82,12 +82,13 @@ def to_markdown(report: GateReport) -> str:
         if shown < len(table):
             lines += ["", f"… and {len(table) - shown} more rules: see the JSON or HTML report."]
         lines.append("")
-    rows = [key_row(c.record, c.baseline_record, c.outcome) for c in report.cells if c.record is not None]
-    if rows and len(rows) <= 60:  # ~700 characters a row: 60 rows stay well inside a comment
+    measured = [c for c in report.cells if c.record is not None]
+    if measured and len(measured) <= 60:  # ~700 characters a row: 60 rows stay well inside a comment
+        rows = [key_row(c.record, c.baseline_record, c.outcome) for c in measured if c.record is not None]
         lines += ["### Key figures" + (" (baseline and change in brackets)" if any(r.base for r in rows) else ""),
                   "", render_rows(rows, "md")]
-    elif rows:
-        lines += ["### Key figures", "", f"{len(rows)} cells: too many for a comment; see the HTML report or "
+    elif measured:
+        lines += ["### Key figures", "", f"{len(measured)} cells: too many for a comment; see the HTML report or "
                   "`edgefarm run -o csv`.", ""]
     kpi_cells = [c for c in report.cells if c.kpis]
     if kpi_cells and len(kpi_cells) <= 100:

@@ -1,0 +1,93 @@
+"""Chart markup without a browser: scales, the LLM and thermal charts, the sweep's Pareto front."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from harness.gate.model import Cell
+from harness.gate.synthetic import make_record
+from harness.records import Metric
+from harness.reports.charts import cell_charts, memory_svg
+from harness.reports.charts_device import pareto_svg, thermal_svg
+from harness.reports.svg import Scale
+
+AXIS = re.compile(r'<g class="([xy])-axis" data-label="([^"]+)" data-min="([^"]*)" data-max="([^"]*)" '
+                  r'data-scale="(\w+)">')
+
+
+def _cell(rec: Any, rules: list[Any] | None = None) -> Cell:
+    lat = np.sort(np.asarray(rec.samples.get("latency_ms") or [], dtype=np.float64))
+    return Cell(rec.device.name, rec.device.device_class, rec.artifact.name, rec.status, "pass", rules or [],
+                record=rec, latency=lat if len(lat) else None)
+
+
+def test_scales_and_ticks() -> None:
+    log = Scale(0.03, 3.0, 0, 100, True)
+    assert log(0.03) == 0 and abs(log(3.0) - 100) < 1e-9 and abs(log(0.3) - 50) < 1e-9
+    assert log.ticks()[0] >= 0.03 and log.ticks()[-1] <= 3.0 and 0.1 in log.ticks() and 1.0 in log.ticks()
+    lin = Scale(0.0, 58.3, 0, 100)
+    t = lin.ticks()
+    assert t[0] == 0 and t[-1] <= 58.3 and 3 <= len(t) <= 7
+    assert Scale(float("nan"), 1.0, 0, 1).hi == 1.0  # a NaN from a record never reaches a coordinate
+
+
+def test_llm_cell_has_inter_token_cdf_and_tokens_per_repetition() -> None:
+    rec = make_record(artifact="t.gguf", artifact_format="gguf", samples=None)
+    rng = np.random.default_rng(2)
+    rec.samples = {"itl_ms": list(rng.gamma(20, 0.4, 300)), "prefill_tokens_per_s": [700.0, 640.0, 710.0, 690.0],
+                   "decode_tokens_per_s": [120.0, 117.0, 125.0, 96.0]}
+    rec.metrics["itl_ms_p50"] = Metric(8.0, "ms", 300, (7.8, 8.2), 0.95)
+    rec.metrics["decode_tokens_per_s"] = Metric(114.5, "tok/s", 4)
+    svg = cell_charts(_cell(rec))
+    kinds = re.findall(r'data-chart="([^"]+)"', svg)
+    assert kinds == ["cdf-itl_ms", "tokens-per-s", "memory"]
+    rate = svg[svg.index('data-chart="tokens-per-s"'):]
+    rate = rate[:rate.index("</figure>")]
+    assert rate.count('class="rate-tg-dot"') == 4 and rate.count('class="rate-pp-dot"') == 4
+    assert 'data-mark="mean-decode_tokens_per_s"' in rate and "mean-prefill" not in rate  # only claimed means
+    itl = svg[:svg.index("</figure>")]
+    assert 'data-mark="p50"' in itl and 'data-mark="p95"' not in itl
+
+
+def test_memory_axis_is_scaled_to_the_data_not_to_the_device_ram() -> None:
+    rec = make_record(peak_rss_mib=58.0, ram_mib=4096, samples=[1.0, 2.0, 3.0])
+    rec.metrics["peak_rss_load_mib"] = Metric(58.0, "MiB")
+    rec.metrics["peak_rss_inference_mib"] = Metric(41.0, "MiB")
+    rec.phases = [{"name": "load", "t_start": 5.0, "t_end": 5.3}, {"name": "measure", "t_start": 5.3, "t_end": 9.0}]
+    svg = memory_svg(_cell(rec))
+    y = [a for a in AXIS.findall(svg) if a[0] == "y"][0]
+    assert 58.0 <= float(y[3]) < 100.0, y
+    assert 'data-mark="device-RAM"' not in svg and "device RAM 4096 MiB (71x the peak)" in svg
+    assert 'data-mark="peak" data-value="58"' in svg and svg.count('class="hwm"') == 2
+    x = [a for a in AXIS.findall(svg) if a[0] == "x"][0]
+    assert x[1] == "time since load started (s)" and float(x[2]) == 0.0 and float(x[3]) >= 4.0
+
+
+def test_thermal_traces_shade_slow_spans() -> None:
+    rec = make_record(samples=[1.0, 2.0])
+    trace = [{"t": 100.0 + i, "temp_c": 50.0 + 3 * i, "cur_khz": {"policy0": 2_400_000 if i < 5 else 1_200_000}}
+             for i in range(10)]
+    rec.thermal = {"available": True, "poll_s": 1.0, "idle_c": 48.0, "trace": trace,
+                   "cpufreq": [{"policy": "policy0", "hw_max_khz": 2_400_000}], "throttled": True,
+                   "throttle_reasons": ["CPU frequency below 80% of its maximum in 5 of 10 samples"]}
+    svg = thermal_svg(rec)
+    assert re.findall(r'data-chart="([^"]+)"', svg) == ["thermal", "cpufreq"]
+    spans = re.findall(r'<rect x="([\d.]+)" y="[\d.]+" width="([\d.]+)"[^>]*data-span="throttled"', svg)
+    assert len(spans) == 2  # the same span on both charts
+    assert "hardware max 2400 MHz" in svg and "Throttling found: CPU frequency below 80%" in svg
+    assert thermal_svg(make_record(samples=[1.0, 2.0])) == ""  # nothing sampled, nothing drawn
+
+
+def test_pareto_front_from_a_sweep_json() -> None:
+    points = [{"name": f"s{i}.onnx", "quant": q, "bytes": b, "spearman_vs_teacher": s}
+              for i, (q, b, s) in enumerate([("fp32", 90e6, 0.95), ("int8_ptq", 24e6, 0.93), ("int4", 13e6, 0.88),
+                                             ("int8_qat", 24e6, 0.90), ("fp32", 60e6, 0.91)])]
+    doc = {"schema": "edgefarm.distill.sweep/1", "x_metric": "bytes", "y_metric": "spearman_vs_teacher",
+           "points": points, "pareto": ["s0.onnx", "s1.onnx", "s2.onnx"]}
+    svg = pareto_svg(doc)
+    assert svg.count('data-front="1"') == 3 and svg.count('data-front="0"') == 2
+    assert 'class="front"' in svg and "artifact size (MiB)" in svg and "spearman vs teacher" in svg
+    assert pareto_svg({"points": []}) == ""
