@@ -1,7 +1,8 @@
 """Before a run: is the device reachable, does it have Python and the runtimes the artifacts need, room
 for the artifacts on its storage and in its RAM? Every failed check says what is missing and how to fix it.
 
-`edgefarm devices` shows one line per profile from this; the runner calls `preflight` before staging.
+`edgefarm devices` shows one line per profile from `check_device` (a changed SSH host key is its own state,
+never "unreachable"); a run asks `blockers` which artifacts a device's runtimes cannot run.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness import deploy
-from harness.errors import DeviceError
+from harness.errors import DeviceError, HostKeyMismatch
 from harness.profiles import Profile
 from harness.records import ArtifactInfo
 from harness.transports import Transport, open_transport
@@ -42,6 +43,7 @@ class DeviceCheck:
     checks: list[Check] = field(default_factory=list)
     facts: DeviceFacts | None = None
     probe: dict[str, Any] | None = None
+    host_key_mismatch: HostKeyMismatch | None = None
 
     @property
     def ok(self) -> bool:
@@ -64,11 +66,12 @@ class DeviceCheck:
             return f"{c.name}: {c.detail}" + (f"; fix: {c.fix}" if c.fix else "") + more
         return "; ".join(c.detail for c in self.checks if c.name in ("python", "runtimes", "storage", "ram"))
 
-    def raise_if_failed(self) -> None:
-        if self.failed:
-            msg = "; ".join(f"{c.name}: {c.detail}" for c in self.failed)
-            hint = "; ".join(c.fix for c in self.failed if c.fix) or None
-            raise DeviceError(self.device, f"device check failed: {msg}", hint=hint)
+    @property
+    def state(self) -> str:
+        """The word `edgefarm devices` shows."""
+        if self.host_key_mismatch is not None:
+            return "HOST KEY MISMATCH"
+        return "reachable" if self.ok else ("NOT READY" if self.reachable else "UNREACHABLE")
 
 
 def install_hint(profile: Profile, what: str) -> str:
@@ -178,6 +181,8 @@ def check_device(profile: Profile, artifacts: Sequence[ArtifactInfo] = ()) -> De
         return DeviceCheck(profile.name, [Check("profile", False, str(e))])
     try:
         return preflight(profile, transport, artifacts)
+    except HostKeyMismatch as e:  # a security error: its own state and message, not "check the cable"
+        return DeviceCheck(profile.name, [Check("host key", False, e.message, e.hint)], host_key_mismatch=e)
     except DeviceError as e:
         return DeviceCheck(profile.name, [Check("reachable", False, str(e))])
     finally:

@@ -77,3 +77,28 @@ class GateFailed(UserError):
     """Not a usage error: the gate ran and said fail. Exit code 1."""
 
     exit_code = 1
+
+
+class RunCancelled(DeviceError):
+    """The transport was cancelled (SIGINT/SIGTERM): what it had started was stopped, nothing new starts."""
+
+
+class HostKeyMismatch(DeviceError):
+    """A device offered an SSH host key other than the one known_hosts holds: a security error, never a skip.
+
+    Names the expected and offered fingerprints and the known_hosts file and line, and how to fix it after
+    verifying the new key on the device itself.
+    """
+
+    def __init__(self, device: str, where: str, *, offered: str, expected: str, known_hosts: str,
+                 line: int | None) -> None:
+        at = f"{known_hosts}:{line}" if line else known_hosts
+        super().__init__(
+            device,
+            f"HOST KEY MISMATCH for {where}: known_hosts ({at}) expects {expected}, the device offered {offered}; "
+            "refusing to connect (the device may have been re-imaged, or someone is in between)",
+            hint=f"verify the new fingerprint on the device itself (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), "
+                 f"then remove the old entry (ssh-keygen -R '{where}' -f {known_hosts}) and add the new one",
+        )
+        self.where, self.offered, self.expected = where, offered, expected
+        self.known_hosts, self.line = known_hosts, line

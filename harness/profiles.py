@@ -36,6 +36,8 @@ class TransportConfig:
     trust_on_first_use: bool = False  # accept and record an unknown host key (said loudly)
     jump: str | None = None  # user@host:port of a jump host
     connect_timeout_s: float = 10.0
+    # ssh and adb: a silent link is probed every keepalive_s; ~3 unanswered probes make the device lost
+    keepalive_s: float = 10.0
     # adb
     serial: str | None = None
     adb_host: str = "127.0.0.1"  # the adb server (may be another farm host)

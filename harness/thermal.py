@@ -1,189 +1,26 @@
 """Thermals and run hygiene on the controller: idle temperature, cool-down before a run, a sampler during it,
 and a verdict after it on whether the device throttled while the measured runs went on.
 
-Everything is read through the device's own files (harness/energy/sysfs.py: directly for the local device,
-else one `grep` per poll through the transport), never inside the agent's timing loop. Where a device shows no
+Everything is read from the device's own files by harness/devicestate.py (through the transport's file reading:
+directly on this machine, one `grep` per poll on a remote device), never inside the agent's timing loop. Where a device shows no
 thermal zone or cpufreq policy, the record says "not available" and no figure is made up.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from harness.energy.sysfs import FileReader, LocalFiles, TransportFiles
+from harness import devicestate
+from harness.devicestate import IDLE_GOVERNORS, Sample, ThermalProbe, files_for
 from harness.errors import DeviceError, DeviceLost
 from harness.profiles import Profile
-from harness.transports import android
 from harness.transports.base import Transport
-from harness.transports.local import LocalTransport
 
 SYSFS_ROOT = "/sys"  # tests point this at a fake tree
 POLL_S = 1.0  # cool-down and sampler period
-MAX_TRIPS = 12  # trip_point_0..11 are looked for in each zone
-THROTTLE_TRIPS = ("passive", "hot", "critical")  # crossing one of these means the kernel acts on the CPU
-IDLE_GOVERNORS = ("powersave", "userspace")  # a low frequency there is chosen, not imposed
-# Zone types that measure CPU or SoC dies (Linux, Qualcomm tsens, MediaTek, Exynos, x86 packages).
-_CPU_ZONE = re.compile(r"cpu|soc|pkg|core|cluster|tsens|apc|big|little|gold|silver|prime|x86", re.I)
-_CHUNK = 96  # paths per read through a transport: keeps a remote command line short
-
-
-@dataclass
-class Zone:
-    name: str  # thermal_zone3
-    type: str  # cpu-thermal, x86_pkg_temp, ...
-    cpu: bool  # counted in the device temperature
-    trips: list[tuple[str, float]] = field(default_factory=list)  # (type, degrees C) of throttling trips
-
-
-@dataclass
-class Policy:
-    name: str  # policy0 (or cpu0 on kernels without policy directories)
-    cpus: list[int]
-    hw_max_khz: int | None  # cpuinfo_max_freq
-    max_khz: int | None  # scaling_max_freq when the session opened
-    governor: str | None
-
-
-@dataclass
-class Sample:
-    t: float  # controller monotonic seconds, as host_phases
-    temp_c: float | None  # hottest CPU zone
-    zones: dict[str, float]
-    cur_khz: dict[str, int]
-    max_khz: dict[str, int]
-    governor: dict[str, str]
-
-
-def celsius(raw: str) -> float | None:
-    """A thermal zone reading in degrees C: millidegrees usually, whole degrees on some vendors' kernels."""
-    try:
-        v = int(raw.strip())
-    except ValueError:
-        return None
-    return v / 1000.0 if abs(v) > 200 else float(v)
-
-
-def _int(raw: str | None) -> int | None:
-    try:
-        return int(raw.strip()) if raw is not None else None
-    except ValueError:
-        return None
-
-
-def _cpus(text: str) -> list[int]:
-    """'0 1 2 3' (related_cpus) or '0-3,6' (a cpulist) -> [0, 1, 2, 3(, 6)]."""
-    out: list[int] = []
-    for part in text.replace(",", " ").split():
-        lo, _, hi = part.partition("-")
-        if lo.isdigit() and (not hi or hi.isdigit()):
-            out += list(range(int(lo), int(hi or lo) + 1))
-    return out
-
-
-def files_for(transport: Transport) -> FileReader:
-    """Files of the device: read directly for this machine, through the transport for any other."""
-    return LocalFiles() if isinstance(transport, LocalTransport) else TransportFiles(transport)
-
-
-class ThermalProbe:
-    """The thermal zones and cpufreq policies of one device, found once, then read in one call per poll."""
-
-    def __init__(self, files: FileReader, root: str = "/sys") -> None:
-        self.files, self.root = files, root.rstrip("/") or "/"
-        self.zones: list[Zone] = []
-        self.policies: list[Policy] = []
-        self.notes: list[str] = []
-        self._discover()
-
-    @property
-    def available(self) -> bool:
-        return bool(self.zones or self.policies)
-
-    def _read(self, paths: Sequence[str]) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for i in range(0, len(paths), _CHUNK):
-            out.update(self.files.read(paths[i:i + _CHUNK]))
-        return out
-
-    def _zone_dir(self, z: str) -> str:
-        return f"{self.root}/class/thermal/{z}"
-
-    def _policy_dir(self, p: str) -> str:
-        return (f"{self.root}/devices/system/cpu/cpufreq/{p}" if p.startswith("policy")
-                else f"{self.root}/devices/system/cpu/{p}/cpufreq")
-
-    def _discover(self) -> None:
-        names = [n for n in self.files.listdir(f"{self.root}/class/thermal") or [] if n.startswith("thermal_zone")]
-        keys = ["type", "temp"] + [f"trip_point_{i}_{k}" for i in range(MAX_TRIPS) for k in ("type", "temp")]
-        got = self._read([f"{self._zone_dir(z)}/{k}" for z in names for k in keys])
-        zones: list[Zone] = []
-        for z in names:
-            d = self._zone_dir(z)
-            if celsius(got.get(f"{d}/temp", "")) is None:
-                continue  # no readable temperature (SELinux on many phones, or a zone without a sensor)
-            ztype = got.get(f"{d}/type", "?").replace(" ", "_")
-            trips = []
-            for i in range(MAX_TRIPS):
-                kind, temp = got.get(f"{d}/trip_point_{i}_type"), celsius(got.get(f"{d}/trip_point_{i}_temp", ""))
-                if kind in THROTTLE_TRIPS and temp is not None and temp > 0:
-                    trips.append((kind, temp))
-            zones.append(Zone(z, ztype, bool(_CPU_ZONE.search(ztype)), trips))
-        if zones and not any(z.cpu for z in zones):
-            self.notes.append("no zone type looks like a CPU or SoC: the device temperature is the hottest zone")
-            for zone in zones:
-                zone.cpu = True
-        # Poll the CPU zones and any zone whose trip points throttle (skin and battery trips do on phones).
-        self.zones = [z for z in zones if z.cpu or z.trips]
-
-        pdirs = [p for p in self.files.listdir(f"{self.root}/devices/system/cpu/cpufreq") or []
-                 if p.startswith("policy")]
-        if not pdirs:  # older kernels: per-CPU cpufreq directories only
-            pdirs = [c for c in self.files.listdir(f"{self.root}/devices/system/cpu") or [] if re.fullmatch(r"cpu\d+", c)]
-        pkeys = ("related_cpus", "affected_cpus", "cpuinfo_max_freq", "scaling_max_freq", "scaling_governor",
-                 "scaling_cur_freq")
-        pgot = self._read([f"{self._policy_dir(p)}/{k}" for p in pdirs for k in pkeys])
-        for p in pdirs:
-            d = self._policy_dir(p)
-            if _int(pgot.get(f"{d}/scaling_cur_freq")) is None:
-                continue
-            cpus = _cpus(pgot.get(f"{d}/related_cpus") or pgot.get(f"{d}/affected_cpus") or p[3:])
-            self.policies.append(Policy(p, cpus, _int(pgot.get(f"{d}/cpuinfo_max_freq")),
-                                        _int(pgot.get(f"{d}/scaling_max_freq")), pgot.get(f"{d}/scaling_governor")))
-
-    def read(self, t: float | None = None) -> Sample:
-        """Temperatures, current and ceiling frequencies and governors, in one read."""
-        paths = [f"{self._zone_dir(z.name)}/temp" for z in self.zones]
-        for p in self.policies:
-            paths += [f"{self._policy_dir(p.name)}/{k}" for k in ("scaling_cur_freq", "scaling_max_freq",
-                                                                  "scaling_governor")]
-        got = self._read(paths)
-        s = Sample(time.monotonic() if t is None else t, None, {}, {}, {}, {})
-        for z in self.zones:
-            c = celsius(got.get(f"{self._zone_dir(z.name)}/temp", ""))
-            if c is not None:
-                s.zones[z.name] = c
-        cpu_temps = [s.zones[z.name] for z in self.zones if z.cpu and z.name in s.zones]
-        s.temp_c = max(cpu_temps) if cpu_temps else None
-        for p in self.policies:
-            d = self._policy_dir(p.name)
-            cur, ceiling, gov = (_int(got.get(f"{d}/scaling_cur_freq")), _int(got.get(f"{d}/scaling_max_freq")),
-                                 got.get(f"{d}/scaling_governor"))
-            if cur is not None:
-                s.cur_khz[p.name] = cur
-            if ceiling is not None:
-                s.max_khz[p.name] = ceiling
-            if gov:
-                s.governor[p.name] = gov
-        return s
-
-    def temperature(self) -> float | None:
-        """The hottest CPU zone now (None where no zone is readable)."""
-        return self.read().temp_c if self.zones else None
 
 
 def cool_down(probe: ThermalProbe, idle_c: float, margin_c: float, max_s: float, poll_s: float = 1.0,
@@ -330,7 +167,7 @@ class RunWatch:
             self.cooldown = dict(cool_down(probe, s.idle_c, run.cooldown_margin_c, run.cooldown_max_s, s.poll_s),
                                  enabled=True, available=True)
         try:
-            b = android.battery(s.transport)
+            b = devicestate.battery(s.transport)
             self.charging = {"battery": b.present, "charging": b.charging, "status": b.status,
                              "external_power": b.external_power, "level_pct": b.level_pct}
         except DeviceLost:

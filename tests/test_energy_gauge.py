@@ -10,12 +10,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from harness.devicestate import BatteryState
 from harness.energy import Trace, open_source
 from harness.energy.gauge import FuelGauge, current_scale, normalise, voltage_scale
-from harness.energy.sysfs import LocalFiles, TransportFiles, parse_grep_h
+from harness.energy.sysfs import LocalFiles, TransportFiles
 from harness.errors import ConfigError
 from harness.profiles import EnergyConfig, Profile, TransportConfig
-from harness.transports.android import BatteryState
+from harness.transports.remote_shell import parse_grep_h
 
 # Readings as phones print them: a Pixel (kernel ABI: uA, uV, discharge negative) and an older
 # vendor kernel (mA, mV, discharge positive).

@@ -31,13 +31,16 @@ def test_gauge_over_adb_with_pixel_units(adb_server: adbd.AdbServer, phone: adbd
         gauge = FuelGauge(TransportFiles(transport), root=str(root), sample_hz=10.0)
         gauge.start()
         t0 = time.monotonic()
-        time.sleep(0.6)
+        deadline = t0 + 60.0
+        while gauge.readings < 4 and time.monotonic() < deadline:  # the poller's own progress, with a deadline
+            time.sleep(0.02)
+        t1 = time.monotonic()
         trace = gauge.stop()
     finally:
         transport.close()
     assert trace.info["where"] == "device 'phone'" and trace.info["battery"] == f"{root}/battery"
     assert trace.info["current_unit"] == "uA" and trace.info["discharge_negative"] is True
-    assert len(trace) >= 3 and np.allclose(trace.value, 0.612 * 3.912)
-    energy, metrics = summarise(trace, [{"name": "measure", "t_start": t0, "t_end": t0 + 0.4}], n_inferences=4)
+    assert len(trace) >= 4 and np.allclose(trace.value, 0.612 * 3.912)
+    energy, metrics = summarise(trace, [{"name": "measure", "t_start": t0, "t_end": t1}], n_inferences=4)
     assert energy["accuracy"] == "relative" and not energy["tainted"]
     assert metrics["power_w_avg"].value == pytest.approx(0.612 * 3.912)

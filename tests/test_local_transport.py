@@ -74,7 +74,9 @@ def test_device_lock_serialises_holders(tmp_path: Path, monkeypatch: pytest.Monk
                 order.append("second")
         th = threading.Thread(target=second)
         th.start()
-        time.sleep(0.8)
+        deadline = time.monotonic() + 30
+        while not waits and time.monotonic() < deadline:  # until the second holder says it is waiting
+            time.sleep(0.02)
         order.append("first-done")
     th.join(10)
     assert order == ["first-done", "second"]

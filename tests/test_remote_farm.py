@@ -202,3 +202,62 @@ def test_missing_runtime_is_reported_with_the_fix_before_running(board_factory: 
     by = {r.artifact.format: r for r in res.records}
     assert by["onnx"].status == "error" and "pip install onnxruntime" in (by["onnx"].message or "")
     assert by["tflite"].status == "error" and "ai-edge-litert" in (by["tflite"].message or "")
+
+
+def test_changed_host_key_is_its_own_state_and_a_nonzero_exit(board_factory: BoardFactory, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    import paramiko
+
+    from harness.standins import sshd
+
+    b = board_factory()
+    d = tmp_path / "profiles"
+    ssh_profile(d, "rpi-ok", b)
+    ssh_profile(d, "rpi-rekeyed", b)
+    known = tmp_path / "known_hosts"  # rpi-rekeyed's known_hosts holds another key for the same address
+    other = paramiko.Ed25519Key.from_private_key_file(str(sshd.make_keypair(tmp_path / "old-key")))
+    known.write_text(f"[{b.host}]:{b.port} {other.get_name()} {other.get_base64()}\n")
+    prof = d / "rpi-rekeyed.toml"
+    prof.write_text(prof.read_text().replace(f'known_hosts = "{b.known_hosts}"', f'known_hosts = "{known}"'))
+    assert cli.main(["devices", "--profiles", str(d)]) == 3
+    lines = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines() if ln.strip()}
+    assert " reachable " in lines["rpi-ok"]
+    line = lines["rpi-rekeyed"]
+    assert "HOST KEY MISMATCH" in line and "UNREACHABLE" not in line and "cable" not in line
+    assert f"{known}:1" in line and "SHA256:" in line and "ssh-keygen -R" in line
+
+
+def test_adb_link_down_mid_run_is_device_lost_within_the_bound(
+        adb_server: adbd.AdbServer, phone_factory: DeviceFactory, board_factory: BoardFactory,
+        samples: list[Path], tmp_path: Path) -> None:
+    """A Wi-Fi phone whose link goes down silently while the agent measures: device_lost in about 3 x
+    keepalive_s (the adb server still lists it as `device`), not a 26-minute `timeout`; the SSH board beside
+    it finishes."""
+    import time
+
+    wifi = phone_factory(netns=True)
+    assert wifi.netns is not None
+    d = tmp_path / "profiles"
+    write_profile(d, "pixel-wifi", "phone", {
+        "kind": "adb", "serial": wifi.serial, "adb_port": adb_server.port, "workdir": str(wifi.root / "edgefarm"),
+        "python": sys.executable, "keepalive_s": 2.0, "connect_timeout_s": 3.0,
+    }, os_name="android", run={"min_s": 30.0, "max_s": 60.0, "max_runs": 10**9, "timeout_s": 600.0})
+    ssh_profile(d, "rpi-fine", board_factory(netns=True))
+    profiles = [load_profile(d / f"{n}.toml") for n in ("pixel-wifi", "rpi-fine")]
+    down_at: list[float] = []
+
+    def on_event(device: str, artifact: str, ev: dict[str, Any]) -> None:
+        if device == "pixel-wifi" and ev.get("phase") == "measure" and not down_at:
+            wifi.netns.link(False)  # type: ignore[union-attr] - checked above
+            down_at.append(time.monotonic())
+
+    recorded_at: dict[str, float] = {}
+    res = run_farm(profiles, [inspect(samples[0])], tmp_path / "run", RunOverrides(), on_event=on_event,
+                   on_record=lambda r: recorded_at.setdefault(r.device.name, time.monotonic()))
+    by = {r.device.name: r for r in res.records}
+    assert down_at, "the measure phase never started"
+    lost = by["pixel-wifi"]
+    assert lost.status == "device_lost" and "stopped answering" in (lost.message or ""), lost.message
+    assert by["rpi-fine"].status == "ok", by["rpi-fine"].message
+    # Bounded: keepalive 2 s x 3 of silence + one ping period, and no kill waits on the dead link.
+    assert recorded_at["pixel-wifi"] - down_at[0] < 30, recorded_at["pixel-wifi"] - down_at[0]

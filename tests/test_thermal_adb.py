@@ -18,7 +18,8 @@ from harness.gate.policy import load_policy
 from harness.profiles import load_profile
 from harness.runner import DeviceSession, RunOverrides
 from harness.standins import adbd
-from harness.thermal import ThermalProbe, cool_down
+from harness.devicestate import ThermalProbe
+from harness.thermal import cool_down
 
 
 def test_probe_and_cool_down_over_adb(adb_server: adbd.AdbServer, phone: adbd.AdbdDevice, tmp_path: Path) -> None:

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from harness import thermal
+from harness.devicestate import Sample, ThermalProbe, celsius
 from harness.energy.sysfs import LocalFiles, TransportFiles
-from harness.thermal import Sample, ThermalProbe, cool_down, measure_window, throttling
+from harness.thermal import cool_down, measure_window, throttling
 from harness.transports.local import LocalTransport
 
 
@@ -74,7 +75,7 @@ def phone_like(root: Path) -> FakeSys:
     return fs
 
 
-@pytest.mark.parametrize("reader", ["direct", "local-transport-shell"])
+@pytest.mark.parametrize("reader", ["direct", "local-transport"])
 def test_discovery_and_reading(tmp_path: Path, reader: str) -> None:
     phone_like(tmp_path)
     files = LocalFiles() if reader == "direct" else TransportFiles(LocalTransport("fake"))
@@ -107,8 +108,8 @@ def test_no_cpu_zone_falls_back_to_the_hottest(tmp_path: Path) -> None:
 
 
 def test_celsius_units() -> None:
-    assert thermal.celsius("45123") == 45.123 and thermal.celsius("45") == 45.0
-    assert thermal.celsius("-5") == -5.0 and thermal.celsius("n/a") is None
+    assert celsius("45123") == 45.123 and celsius("45") == 45.0
+    assert celsius("-5") == -5.0 and celsius("n/a") is None
 
 
 def test_cool_down_waits_until_within_the_margin(tmp_path: Path) -> None:

@@ -52,11 +52,12 @@ def test_throttled_run_is_tainted_and_the_gate_inconclusive(fast_profiles: Path,
     assert rec.status == "ok", rec.message
     th = rec.thermal
     assert th is not None and th["available"] and th["throttled"] is True
-    assert th["cooldown"]["timed_out"] and 0.5 <= th["cooldown"]["waited_s"] < 3.0
+    assert th["cooldown"]["timed_out"] and th["cooldown"]["waited_s"] >= 0.5 and th["cooldown"]["end_c"] == 70.0
     assert th["idle_c"] == 40.0 and th["idle_source"] == "profile run.idle_temp_c"
     assert "start" in th and "end" in th  # the agent's own zone readings are kept beside the controller's
     assert {p["policy"]: p["governor"] for p in th["cpufreq"]} == {"policy0": "schedutil", "policy4": "schedutil"}
-    assert len(th["trace"]) >= 5 and th["trace"][-1]["cur_khz"]["policy4"] == 1_000_000
+    # The sampler's last reading is taken after the run (stop()), so it sees the cap whatever the thread timing.
+    assert len(th["trace"]) >= 2 and th["trace"][-1]["cur_khz"]["policy4"] == 1_000_000
     assert any(t.startswith("cool-down timed out after") for t in rec.tainted), rec.tainted
     assert any(t.startswith("throttled: CPU frequency below 85%") for t in rec.tainted), rec.tainted
     report = evaluate([rec], profiles={"local": prof})
@@ -83,7 +84,9 @@ def test_cool_down_then_a_clean_run(fast_profiles: Path, tiny_samples: dict[str,
     th = rec.thermal
     assert th is not None and th["throttled"] is False and rec.tainted == []
     c = th["cooldown"]
-    assert not c["timed_out"] and c["end_c"] <= 42.0 and 0.5 <= c["waited_s"] < 10.0, c
+    # However far the ramp got before the cool-down began: a hot start is waited out, never measured.
+    assert not c["timed_out"] and c["end_c"] <= 42.0, c
+    assert c["waited_s"] > 0 if c["start_c"] > 42.0 else c["waited_s"] < 1.0, c
     assert th["idle_source"] == "measured when the session opened"
     assert th["measure_temp_c"]["max"] <= 42.0
     assert evaluate([rec], profiles={"local": prof}).cells[0].outcome == "pass"

@@ -70,9 +70,8 @@ def cmd_devices(args: argparse.Namespace) -> int:
     width = max((len(n) for n in profs), default=6)
     for name, prof in profs.items():
         c = checks[name]
-        state = "reachable" if c.ok else ("NOT READY" if c.reachable else "UNREACHABLE")
-        print(f"{name:<{width}}  {prof.device_class:<7} {prof.transport.kind:<5} {state:<11}  {c.summary}")
-    return 0
+        print(f"{name:<{width}}  {prof.device_class:<7} {prof.transport.kind:<5} {c.state:<11}  {c.summary}")
+    return 3 if any(c.host_key_mismatch is not None for c in checks.values()) else 0
 
 
 def cmd_samples(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ Units and sign differ between phones, so they are inferred from the readings (do
   - sign: while the status says Discharging / Not charging, a negative median current means the device
     reports discharge as negative (the kernel ABI's current convention), and the sign is flipped.
 A status of Charging or Full in any reading, or a charger online at start or stop (the device's
-harness.transports.android.battery state: power_supply `online`, else Android's `dumpsys battery`), taints
+harness.devicestate.battery state: power_supply `online`, else Android's `dumpsys battery`), taints
 the run.
 """
 
@@ -27,7 +27,7 @@ import numpy as np
 
 from harness.energy.base import Accuracy, EnergyError, FloatArray, Trace
 from harness.energy.sysfs import FileReader
-from harness.transports.android import BatteryState
+from harness.devicestate import BatteryState
 
 ROOT = "/sys/class/power_supply"
 DISCHARGING = ("discharging", "not charging")
@@ -135,6 +135,11 @@ class FuelGauge:
         self._t_start = time.monotonic()
         self._thread = threading.Thread(target=self._poll, name="fuel-gauge", daemon=True)
         self._thread.start()
+
+    @property
+    def readings(self) -> int:
+        """How many readings were taken so far (for a caller that waits for some)."""
+        return len(self._t)
 
     def _poll(self) -> None:
         period = 1.0 / self.sample_hz

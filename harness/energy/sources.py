@@ -59,15 +59,15 @@ def open_source(profile: Profile, transport: Transport | None = None) -> EnergyS
         from harness.energy.rapl import RaplCounter
 
         return RaplCounter(_files(profile, transport), sample_hz=e.sample_hz or 10.0)
+    from harness import devicestate
+    from harness.devicestate import BatteryState
     from harness.energy.gauge import FuelGauge
-    from harness.transports import android
-    from harness.transports.android import BatteryState
 
     charger: Callable[[], BatteryState] | None = None
     if transport is not None:
         t = transport
 
         def charger() -> BatteryState:
-            return android.battery(t)
+            return devicestate.battery(t)
 
     return FuelGauge(_files(profile, transport), sample_hz=e.sample_hz or 4.0, charger=charger)

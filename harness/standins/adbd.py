@@ -33,6 +33,7 @@ from pathlib import Path
 
 from harness.standins.adb_wire import Connection, Stream, StreamClosed
 from harness.standins.adbd_sync import SyncService
+from harness.standins.netns import Netns
 from harness.standins.procs import dies_with_parent, free_port, kill_tree
 
 # shell protocol v2 packet ids
@@ -233,31 +234,43 @@ class AdbdDevice:
     port: int
     root: Path
     proc: subprocess.Popen[bytes]
+    netns: Netns | None = None  # the device's own network (netns=True): its link can be taken down
 
     @property
     def serial(self) -> str:
         return f"{self.host}:{self.port}"
 
     def kill(self) -> None:
-        """The device vanishes: the daemon and every command it runs die at once (a pulled cable)."""
+        """The daemon and every command it runs die at once (the connection is reset: a crashed adbd)."""
         kill_tree(self.proc.pid)
         self.proc.wait(timeout=10)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.kill()
+        if self.netns is not None:
+            self.netns.delete()
 
 
 def start(root: Path, *, port: int | None = None, host: str = "127.0.0.1", quota_mib: int | None = None,
-          timeout_s: float = 15.0) -> AdbdDevice:
-    """Start a stand-in device in a child process and wait until it listens."""
-    port = port or free_port(host)
+          netns: bool = False, timeout_s: float = 15.0) -> AdbdDevice:
+    """Start a stand-in device in a child process and wait until it listens.
+
+    netns=True gives it a network namespace of its own (TEST-NET address, see netns.py): a Wi-Fi phone whose
+    link a test can take down with `device.netns.link(False)`.
+    """
+    ns = Netns.create() if netns else None
+    if ns is not None:
+        host = ns.addr
+    port = port or (6001 if ns is not None else free_port(host))
     if port in range(5554, 5586):
         raise ValueError(f"port {port} is in adb's emulator range 5554-5585; pick another")
     root.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "harness.standins.adbd", "--host", host, "--port", str(port), "--root", str(root)]
     if quota_mib is not None:
         argv += ["--quota-mib", str(quota_mib)]
+    if ns is not None:
+        argv = ns.exec_argv(argv)
     log = open(root.parent / f"adbd-{port}.log", "ab")
     proc = subprocess.Popen(dies_with_parent(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                             cwd=Path(__file__).resolve().parents[2])
@@ -265,14 +278,18 @@ def start(root: Path, *, port: int | None = None, host: str = "127.0.0.1", quota
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            if ns is not None:
+                ns.delete()
             raise RuntimeError(f"adbd stand-in exited {proc.returncode}: "
                                f"{(root.parent / f'adbd-{port}.log').read_text(errors='replace')[-1500:]}")
         try:
             socket.create_connection((host, port), timeout=0.5).close()
-            return AdbdDevice(host, port, root, proc)
+            return AdbdDevice(host, port, root, proc, ns)
         except OSError:
             time.sleep(0.05)
     kill_tree(proc.pid)
+    if ns is not None:
+        ns.delete()
     raise RuntimeError(f"adbd stand-in on {host}:{port} did not listen within {timeout_s} s")
 
 

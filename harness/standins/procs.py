@@ -6,6 +6,8 @@ import os
 import shutil
 import signal
 import socket
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
 # The adb server probes 5554-5585 for emulators: a stand-in device never listens there.
@@ -58,3 +60,23 @@ def dies_with_parent(argv: list[str]) -> list[str]:
     """
     setpriv = shutil.which("setpriv")
     return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else argv
+
+
+def running(pid: int) -> bool:
+    """Whether pid exists and is not a zombie (a zombie runs nothing; its parent just has not reaped it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def gone(pids: Iterable[int], within_s: float = 10.0) -> bool:
+    """Whether every pid has stopped running within within_s (polled, for tests and drills)."""
+    todo = list(pids)
+    deadline = time.monotonic() + within_s
+    while True:
+        todo = [p for p in todo if running(p)]
+        if not todo or time.monotonic() >= deadline:
+            return not todo
+        time.sleep(0.05)

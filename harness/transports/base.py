@@ -6,9 +6,14 @@ through a remote shell (ssh, adb) quotes each argument itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
+
+# A push writes `.<name>.part-XXXXXXXX` beside its target and renames it; one that died midway leaves it.
+# Older than this it is nobody's transfer in progress (a live push writes every second), so a session removes it.
+STALE_PART_MIN = 10
+PART_GLOB = ".*.part-*"
 
 
 @dataclass
@@ -19,6 +24,7 @@ class CommandResult:
     stderr: str
     duration_s: float
     timed_out: bool = False
+    cancelled: bool = False  # stopped by Transport.cancel() (SIGINT/SIGTERM), not by its own end or timeout
 
 
 @dataclass
@@ -75,7 +81,23 @@ class Transport(Protocol):
         ...
 
     def facts(self) -> DeviceFacts:
-        """Reachability, python, work dir, free storage."""
+        """Reachability, python, work dir, free storage; opening a session, it removes stale partial pushes."""
+        ...
+
+    def read_files(self, paths: Sequence[str]) -> dict[str, str]:
+        """First line of each readable file (sysfs, procfs), by path; unreadable or missing files are absent."""
+        ...
+
+    def list_dir(self, directory: str) -> list[str] | None:
+        """Entry names of a directory on the device, None when it does not exist or cannot be read."""
+        ...
+
+    def cancel(self, timeout: float = 15.0) -> bool:
+        """Stop everything this transport started on the device (the agent's and model's process groups).
+
+        Returns within about `timeout` seconds even when the link is dead; commands in flight return with
+        cancelled=True and later run() calls raise RunCancelled. True when every stop was confirmed.
+        """
         ...
 
     def close(self) -> None:

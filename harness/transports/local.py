@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import shutil
 import signal
@@ -9,12 +10,77 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from harness.errors import DeviceError
+from harness.errors import DeviceError, RunCancelled
 from harness.memcap import MemoryCap
-from harness.transports.base import CommandResult, DeviceFacts, LineCallback
+from harness.transports.base import PART_GLOB, STALE_PART_MIN, CommandResult, DeviceFacts, LineCallback
+
+
+def session_members(sid: int) -> list[int]:
+    """Every process of a session (the agent leads one; the model child has its own group inside it)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()  # after "(comm)", which may hold spaces
+        if len(fields) > 3 and int(fields[3]) == sid and fields[0] != b"Z":  # a zombie runs nothing
+            out.append(int(entry))
+    return out
+
+
+def kill_session(sid: int, sig: int = signal.SIGKILL) -> None:
+    """Signal every process group of the session led by sid (killpg alone misses the model's own group)."""
+    for pid in [sid, *session_members(sid)]:
+        try:
+            os.killpg(os.getpgid(pid), sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def remove_stale_parts(workdir: str, min_age_s: float = 60.0 * STALE_PART_MIN) -> int:
+    """Remove partial pushes (`.<name>.part-*`) in workdir older than min_age_s; how many were removed."""
+    removed = 0
+    now = time.time()
+    try:
+        entries = list(os.scandir(workdir))
+    except OSError:
+        return 0
+    for e in entries:
+        if not fnmatch.fnmatch(e.name, PART_GLOB):
+            continue
+        try:
+            if e.is_file(follow_symlinks=False) and now - e.stat(follow_symlinks=False).st_mtime > min_age_s:
+                os.unlink(e.path)
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+def read_local_files(paths: Sequence[str]) -> dict[str, str]:
+    """First line of each readable file on this machine, by path; unreadable or missing files are absent."""
+    out: dict[str, str] = {}
+    for p in paths:
+        try:
+            with open(p, encoding="ascii", errors="replace") as fh:
+                out[p] = fh.readline().strip()
+        except OSError:
+            continue
+    return out
+
+
+def list_local_dir(directory: str) -> list[str] | None:
+    try:
+        return sorted(os.listdir(directory))
+    except OSError:
+        return None
 
 
 def default_workdir() -> str:
@@ -31,6 +97,9 @@ class LocalTransport:
         # "python3" in a profile means "the interpreter edgefarm runs in" locally: it has the runtimes.
         self.python = sys.executable if python in ("", "python3") else python
         self.memory_cap = memory_cap
+        self._procs: set[subprocess.Popen[str]] = set()
+        self._procs_lock = threading.Lock()
+        self._cancelled = threading.Event()
 
     def _preexec(self) -> Callable[[], None] | None:
         procs = self.memory_cap.procs_file() if self.memory_cap else None
@@ -55,13 +124,17 @@ class LocalTransport:
         if env:
             full_env.update(env)
         t0 = time.monotonic()
-        try:
-            proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                text=True, bufsize=1, env=full_env, start_new_session=True, preexec_fn=self._preexec(),
-            )
-        except OSError as e:
-            raise DeviceError(self.name, f"cannot start command: {e.strerror}", argv=argv) from None
+        with self._procs_lock:  # under the lock: a cancel() either sees this process or refuses it
+            if self._cancelled.is_set():
+                raise RunCancelled(self.name, "the run was cancelled; no new command is started", argv=argv)
+            try:
+                proc = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    text=True, bufsize=1, env=full_env, start_new_session=True, preexec_fn=self._preexec(),
+                )
+            except OSError as e:
+                raise DeviceError(self.name, f"cannot start command: {e.strerror}", argv=argv) from None
+            self._procs.add(proc)
         err_chunks: list[str] = []
         err_thread = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read() if proc.stderr else ""))
         err_thread.start()
@@ -70,10 +143,7 @@ class LocalTransport:
 
         def kill_on_timeout() -> None:
             timed_out.set()
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            kill_session(proc.pid)
 
         timer = threading.Timer(timeout, kill_on_timeout)
         timer.start()
@@ -87,10 +157,36 @@ class LocalTransport:
         finally:
             timer.cancel()
             err_thread.join()
+            with self._procs_lock:
+                self._procs.discard(proc)
         return CommandResult(
             argv=argv, exit_code=proc.returncode, stdout="".join(out_lines), stderr="".join(err_chunks),
             duration_s=time.monotonic() - t0, timed_out=timed_out.is_set(),
+            cancelled=self._cancelled.is_set(),
         )
+
+    def cancel(self, timeout: float = 15.0) -> bool:
+        """TERM the sessions of every command in flight, KILL what is left after a short grace; bounded."""
+        with self._procs_lock:
+            self._cancelled.set()
+            procs = list(self._procs)
+        for p in procs:
+            kill_session(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + min(timeout, 2.0)
+        while time.monotonic() < deadline and any(p.poll() is None or session_members(p.pid) for p in procs):
+            time.sleep(0.05)  # polling the processes' own state, with a deadline
+        for p in procs:
+            kill_session(p.pid)
+        end = time.monotonic() + max(0.0, timeout - 2.0)
+        while time.monotonic() < end and any(session_members(p.pid) for p in procs):
+            time.sleep(0.05)
+        return not any(session_members(p.pid) for p in procs)
+
+    def read_files(self, paths: Sequence[str]) -> dict[str, str]:
+        return read_local_files(paths)
+
+    def list_dir(self, directory: str) -> list[str] | None:
+        return list_local_dir(directory)
 
     def push(self, local_path: str, remote_path: str, *, progress: Callable[[int, int], None] | None = None) -> None:
         dst = Path(remote_path)
@@ -114,8 +210,10 @@ class LocalTransport:
 
     def facts(self) -> DeviceFacts:
         os.makedirs(self.workdir, exist_ok=True)
+        removed = remove_stale_parts(self.workdir)
         free = shutil.disk_usage(self.workdir).free
-        return DeviceFacts(reachable=True, python=self.python, workdir=self.workdir, free_storage_bytes=free)
+        return DeviceFacts(reachable=True, python=self.python, workdir=self.workdir, free_storage_bytes=free,
+                           extra={"stale_parts_removed": str(removed)})
 
     def close(self) -> None:
         if self.memory_cap:
