@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -91,3 +93,19 @@ def test_pareto_front_from_a_sweep_json() -> None:
     assert svg.count('data-front="1"') == 3 and svg.count('data-front="0"') == 2
     assert 'class="front"' in svg and "artifact size (MiB)" in svg and "spearman vs teacher" in svg
     assert pareto_svg({"points": []}) == ""
+
+
+def test_sweep_page_from_a_file(tmp_path: Path) -> None:
+    from harness.reports.sweep_page import main
+
+    doc = {"schema": "edgefarm.distill.sweep/1", "x_metric": "peak_rss_mib", "y_metric": "spearman_vs_teacher",
+           "points": [{"name": "a<b>.onnx", "quant": "int8", "peak_rss_mib": 90.0, "spearman_vs_teacher": 0.9},
+                      {"name": "c.onnx", "quant": "fp32", "peak_rss_mib": 150.0, "spearman_vs_teacher": 0.95}],
+           "pareto": ["a<b>.onnx", "c.onnx"]}
+    (tmp_path / "sweep.json").write_text(json.dumps(doc))
+    assert main([str(tmp_path / "sweep.json"), "-o", str(tmp_path / "s.html")]) == 0
+    page = (tmp_path / "s.html").read_text()
+    assert page.count('data-front="1"') == 2 and "a&lt;b&gt;.onnx" in page and "<b>.onnx" not in page
+    assert "peak resident memory on the device (MiB)" in page
+    (tmp_path / "bad.json").write_text('{"schema": "other"}')
+    assert main([str(tmp_path / "bad.json")]) == 2

@@ -146,8 +146,10 @@ def memory_svg(cell: Cell) -> str:
             name = str(p.get("name"))
             level = load if name == "load" else (infer if infer is not None else peak)
             body.append(f'<rect x="{a:.1f}" y="{y.b:.1f}" width="{max(b - a, 0.5):.1f}" height="{y.a - y.b:.1f}" '
-                        f'class="phase {_PHASE_CLS.get(name, "ph-other")}" data-phase="{_h(name)}"/>'
-                        f'<text x="{a + 2:.1f}" y="{y.a - 4:.1f}" class="tick">{_h(name)}</text>')
+                        f'class="phase {_PHASE_CLS.get(name, "ph-other")}" data-phase="{_h(name)}">'
+                        f"<title>{_h(name)}: {float(p['t_end']) - float(p['t_start']):.3g} s</title></rect>"
+                        + (f'<text x="{a + 2:.1f}" y="{y.a - 4:.1f}" class="tick">{_h(name)}</text>'
+                           if b - a >= 6 * len(name) + 4 else ""))  # a label only where it fits its band
             if level is not None:
                 body.append(f'<line x1="{a:.1f}" y1="{y(level):.1f}" x2="{b:.1f}" y2="{y(level):.1f}" class="hwm"/>')
     else:

@@ -93,7 +93,8 @@ def pareto_svg(sweep: dict[str, Any]) -> str:
     if not pts:
         return ""
     scale_x = 2**20 if xm == "bytes" else 1.0
-    xunit = "artifact size (MiB)" if xm == "bytes" else f"{xm.replace('_', ' ')} (MiB)"
+    xunit = {"bytes": "artifact size (MiB)", "peak_rss_mib": "peak resident memory on the device (MiB)"}.get(
+        xm, f"{xm.replace('_', ' ')} (MiB)")
     xs = [float(p[xm]) / scale_x for p in pts]
     ys = [float(p[ym]) for p in pts]
     log = spans_decades(min(xs), max(xs))

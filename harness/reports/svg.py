@@ -63,14 +63,17 @@ class Scale:
 
     def ticks(self) -> list[float]:
         if self.log:
-            out = []
-            for k in range(math.floor(math.log10(self.lo)), math.ceil(math.log10(self.hi)) + 1):
-                for m in (1.0, 2.0, 5.0):
-                    v = m * 10.0 ** k
-                    if self.lo <= v <= self.hi:
-                        out.append(v)
-            if len(out) > 7:
-                out = [v for v in out if f"{v:.0e}".startswith("1")]
+            out: list[float] = []
+            # 1-2-5 per decade; on a narrow log axis (under a decade or two) every integer mantissa
+            for mantissas in ((1.0, 2.0, 5.0), (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0)):
+                out = [m * 10.0 ** k for k in range(math.floor(math.log10(self.lo)), math.ceil(math.log10(self.hi)) + 1)
+                       for m in mantissas if self.lo <= m * 10.0 ** k <= self.hi]
+                if len(out) >= 4:
+                    break
+            if len(out) > 7:  # many decades: the powers of ten only, every other one if still crowded
+                out = [v for v in out if f"{v:.0e}".startswith("1e")]
+            while len(out) > 7:
+                out = out[::2]
             return out if len(out) >= 2 else [self.lo, self.hi]
         span = self.hi - self.lo
         step: float = 10.0 ** math.floor(math.log10(span / 5))
