@@ -12,6 +12,7 @@ Chromium (docs/report.png), and rewrites the key-figures table between the READM
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -46,13 +47,14 @@ def main() -> int:
     ap.add_argument("--size", default="1280,1500", help="window W,H in CSS pixels")
     ap.add_argument("--no-readme", action="store_true", help="do not rewrite the README table")
     args = ap.parse_args()
-    run = Path(args.run) if args.run else newest_demo()
+    run = (Path(args.run) if args.run else newest_demo()).resolve()
+    os.chdir(ROOT)  # the report names the policy as ci/policy.toml, as `edgefarm demo` run from here does
     records = load_run(run)
     names = sorted({r.device.name for r in records})
     profs = {p.name: p for p in profiles.resolve(names, None)}
     base = load_run(Path(args.baseline)) if args.baseline else None
-    report = evaluate(records, load_policy(ROOT / "ci" / "policy.toml"), baseline=base, profiles=profs,
-                      run=run.name, baseline_run=Path(args.baseline).name if args.baseline else None)
+    report = evaluate(records, load_policy(Path("ci") / "policy.toml"), baseline=base, profiles=profs,
+                      run=f"runs/{run.name}", baseline_run=Path(args.baseline).name if args.baseline else None)
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         raise SystemExit("make_screenshot: chromium not found (ci/setup.sh --test installs it)")

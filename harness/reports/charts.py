@@ -188,7 +188,7 @@ def rate_svg(cell: Cell) -> str:
         return ""
     reps = max(len(v) for _, v in series)
     top = max(max(v) for _, v in series)
-    x = Scale(0.5, reps + 0.5, 58, 520 - 14)
+    x = Scale(0.5, max(reps, 2) + 0.5, 58, 520 - 14, integer=True)  # two ticks even for one repetition
     y = y_scale(0.0, top * 1.15)
     body = []
     for k, v in series:
@@ -204,7 +204,7 @@ def rate_svg(cell: Cell) -> str:
     cap = (f"Tokens per second in each of {reps} repetitions: prompt processing (prefill, llama-bench's pp) and "
            "generation (decode, tg). A drift across repetitions suggests throttling or contention.")
     return chart("tokens-per-s", x, y, "repetition", "tokens per second (tok/s)", body, cap,
-                 legend=[("rate-pp", "prefill"), ("rate-tg", "decode")][:2])
+                 legend=[("rate-pp", "prefill"), ("rate-tg", "decode")], legend_at="top-left")
 
 
 def cell_charts(cell: Cell) -> str:
@@ -215,7 +215,7 @@ def cell_charts(cell: Cell) -> str:
     if rec is None:
         return ""
     parts = []
-    if rec.samples.get("latency_ms"):
+    if rec.samples.get("latency_ms") and not rec.samples.get("itl_ms"):  # an LLM: one request per repetition
         parts.append(cdf_svg(cell))
     if rec.samples.get("itl_ms"):
         parts.append(cdf_svg(cell, "itl_ms", "inter-token latency (decode)"))

@@ -143,8 +143,10 @@ def _detail(i: int, cell: Cell, report: GateReport, row: KeyRow | None, charts_o
                   "only</p>")
     kpis = "".join(f"<li><b>{e(k.name)}</b> {e(fmt(k.value, k.unit))} <span class=\"src\">{e(k.detail)}</span></li>"
                    for k in cell.kpis)
-    return (head + ("<h3>Key figures</h3>" + _key_table(row) if row else "") + _rules_table(cell)
-            + (f'<div class="charts">{charts}</div>' if charts else "")
+    # key figures beside the charts: what a release manager reads first, above the rules
+    figs = f'<div class="kcol"><h3>Key figures</h3>{_key_table(row)}</div>' if row else ""
+    return (head + f'<div class="cellbody">{figs}' + (f'<div class="charts">{charts}</div>' if charts else "")
+            + "</div>" + _rules_table(cell)
             + (f'<h3>KPIs</h3><ul class="kpis">{kpis}</ul>' if kpis else "")
             + "<h3>Provenance</h3>" + _provenance(cell, report) + "</section>")
 

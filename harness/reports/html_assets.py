@@ -50,7 +50,8 @@ table.rules{border-collapse:collapse;width:100%;font-size:13px}
 .rules th{font-size:12px;color:var(--mute);font-weight:600}
 .rules tr.o-fail td{background:#fff7f6}.rules .why{color:#36414a;max-width:520px}
 .nb{font-size:11px;color:var(--mute)}.more{font-size:12px;color:var(--inc);font-weight:600}
-.charts{display:flex;flex-wrap:wrap;gap:16px;margin-top:10px}
+.charts{display:flex;flex-wrap:wrap;gap:16px;margin-top:10px;flex:1 1 540px}
+.cellbody{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start;margin-bottom:8px}.kcol{flex:0 0 auto}
 .chart{background:#fbfcfc;border:1px solid #eef1f3;max-width:100%;height:auto}
 .chart .bar{fill:#5c8fd6}.chart .bar-base{fill:#b0bec5}.chart .bar-oom{fill:var(--fail)}
 .chart .base{fill:none;stroke:#37474f;stroke-width:1.3}.chart .axis{stroke:#90a4ae}

@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -63,6 +64,9 @@ def num(x: float | None) -> str:
     return f"{x:.3g}" if a < 1 else f"{x:.4g}" if a < 100 else f"{x:.1f}"
 
 
+_NEED = re.compile(r"n=(\d+) < (\d+) needed")
+
+
 def _text(t: str) -> Fig:
     return Fig(None, t)
 
@@ -73,7 +77,9 @@ def is_llm(rec: Record) -> bool:
 
 def _series(rec: Record) -> str:
     """Which sample series the percentile columns describe: warm latency, or inter-token latency for an LLM."""
-    return "itl_ms" if is_llm(rec) and "latency_ms" not in rec.samples else "latency_ms"
+    if is_llm(rec) and ("itl_ms" in rec.samples or any(k.startswith("itl_ms_") for k in rec.metrics)):
+        return "itl_ms"  # an LLM's per-request latency has one sample per repetition; its tokens are the n
+    return "latency_ms"
 
 
 def _metric_fig(rec: Record, name: str, absent: str = "not measured") -> Fig:
@@ -85,7 +91,9 @@ def _metric_fig(rec: Record, name: str, absent: str = "not measured") -> Fig:
         return Fig(None, absent, why=absent)
     if m.value is None:
         why = m.note or "no value recorded"
-        return Fig(None, f"not claimed: {why}", why=why)
+        short = _NEED.search(why)  # the agent's "insufficient samples: n=12 < 72 needed for p95 at 95% ..."
+        return Fig(None, f"not claimed: n={short.group(1)} < {short.group(2)} needed" if short else
+                   f"not claimed: {why}", why=why)
     if m.ci is not None:
         return Fig(m.value, f"{num(m.value)} [{num(m.ci[0])}, {num(m.ci[1])}]", m.ci)
     return Fig(m.value, num(m.value), why=m.note)
@@ -106,7 +114,7 @@ def _n(rec: Record) -> Fig:
         reps = len(rec.samples.get("ttft_ms") or rec.samples.get("decode_tokens_per_s") or [])
         toks = len(rec.samples.get("itl_ms") or [])
         if reps or toks:
-            return Fig(float(reps), f"{reps} reps, {toks} tokens")
+            return Fig(float(reps), f"{reps} rep{'s' if reps != 1 else ''}, {toks} tokens")
     n = len(rec.samples.get("latency_ms") or [])
     if n:
         return Fig(float(n), str(n))

@@ -31,7 +31,7 @@ def fnum(x: float) -> str:
         return "0"
     a = abs(x)
     if a >= 1e5 or a < 1e-3:
-        return f"{x:.0e}"
+        return f"{x:.3g}"
     return f"{x:.3g}" if a < 10 else f"{x:.0f}" if a >= 100 else f"{x:.3g}"
 
 
@@ -44,6 +44,7 @@ class Scale:
     a: float  # pixel of lo
     b: float  # pixel of hi
     log: bool = False
+    integer: bool = False  # counts (repetitions): whole-number ticks only
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.lo) and math.isfinite(self.hi)):  # a NaN from a hand-made record
@@ -81,6 +82,8 @@ class Scale:
             if span / (step * m) <= 6:
                 step *= m
                 break
+        if self.integer:
+            step = max(1.0, math.ceil(step))
         first = math.ceil(self.lo / step) * step
         return [first + i * step for i in range(int((self.hi - first) / step + 1e-9) + 1)]
 
@@ -102,7 +105,7 @@ def y_scale(lo: float, hi: float, h: int = H) -> Scale:
 
 
 def chart(kind: str, x: Scale, y: Scale, xlabel: str, ylabel: str, body: Sequence[str], caption: str,
-          w: int = W, h: int = H, legend: Sequence[tuple[str, str]] = ()) -> str:
+          w: int = W, h: int = H, legend: Sequence[tuple[str, str]] = (), legend_at: str = "bottom-right") -> str:
     """A <figure>: the SVG frame (axes, ticks, axis titles), the body marks, a legend and a <figcaption>."""
     p = [f'<figure class="fig" data-chart="{h_(kind)}"><svg class="chart" viewBox="0 0 {w} {h}" width="{w}" '
          f'height="{h}" role="img" aria-label="{h_(caption)}">']
@@ -127,10 +130,11 @@ def chart(kind: str, x: Scale, y: Scale, xlabel: str, ylabel: str, body: Sequenc
     p.append(f'<text x="12" y="{(TOP + y0) / 2:.0f}" class="axis-label" text-anchor="middle" '
              f'transform="rotate(-90 12 {(TOP + y0) / 2:.0f})">{h_(ylabel)}</text></g>')
     p.extend(body)
-    for i, (cls, label) in enumerate(legend):  # bottom right: a CDF is empty there, a timeline rarely crowded
-        ly = h - BOTTOM - 10 - 13 * (len(legend) - 1 - i)
-        p.append(f'<line x1="{w - RIGHT - 118}" y1="{ly}" x2="{w - RIGHT - 100}" y2="{ly}" class="{cls}"/>'
-                 f'<text x="{w - RIGHT - 96}" y="{ly + 3}" class="lbl">{h_(label)}</text>')
+    for i, (cls, label) in enumerate(legend):  # bottom right: a CDF is empty there
+        ly = h - BOTTOM - 10 - 13 * (len(legend) - 1 - i) if legend_at == "bottom-right" else TOP + 8 + 13 * i
+        lx = w - RIGHT - 118 if legend_at == "bottom-right" else LEFT + 8
+        p.append(f'<line x1="{lx}" y1="{ly}" x2="{lx + 18}" y2="{ly}" class="{cls}"/>'
+                 f'<text x="{lx + 22}" y="{ly + 3}" class="lbl">{h_(label)}</text>')
     p.append(f'</svg><figcaption>{h_(caption)}</figcaption></figure>')
     return "".join(p)
 
