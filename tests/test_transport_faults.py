@@ -8,7 +8,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -77,6 +77,48 @@ def test_cancel_stops_the_agent_and_the_model_group(any_transport: Transport, tm
     assert gone(pids), f"left running on '{t.name}': {[p for p in pids if running(p)]}"
     with pytest.raises(RunCancelled):
         t.run(["true"], timeout=30)
+
+
+def test_cancel_as_the_command_starts_leaves_nothing(any_transport: Transport, tmp_path: Path) -> None:
+    """SIGINT may land before the remote shell has told its PID: the cancel waits for it (up to PID_WAIT_S), then
+    kills. (OpenSSH's sshd and adbd also end a session whose channel closes; this holds for servers that do not.)"""
+    token = f"{time.time_ns() % 10**6 + 1000}.5"  # a `sleep` duration nobody else uses: found in /proc by it
+    script = f"import subprocess, time; subprocess.Popen(['sleep', '{token}']); time.sleep(300)"
+    th = threading.Thread(target=lambda: _swallow(lambda: t.run([sys.executable, "-c", script], timeout=600)))
+    t = any_transport
+    th.start()
+    while th.is_alive() and not _inflight(t):  # until run() has registered the command: then cancel at once
+        time.sleep(0.001)
+    t.cancel(timeout=15)
+    th.join(20)
+    assert not th.is_alive()
+    deadline = time.monotonic() + 10
+    while _with_arg(token) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _with_arg(token)
+
+
+def _swallow(fn: Callable[[], object]) -> None:
+    try:
+        fn()
+    except RunCancelled:
+        pass
+
+
+def _inflight(t: Transport) -> bool:
+    procs = getattr(t, "_procs", None)
+    return bool(procs) if procs is not None else bool(getattr(t, "_inflight"))
+
+
+def _with_arg(arg: str) -> list[int]:
+    out = []
+    for p in Path("/proc").iterdir():
+        try:
+            if p.name.isdigit() and arg.encode() in (p / "cmdline").read_bytes().split(b"\0") and running(int(p.name)):
+                out.append(int(p.name))
+        except OSError:
+            continue
+    return out
 
 
 def test_cancel_with_nothing_running_is_immediate(any_transport: Transport) -> None:

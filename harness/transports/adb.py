@@ -263,7 +263,7 @@ class AdbTransport(ShellDevice):
         try:
             while status is None:
                 now = time.monotonic()
-                if self.cancelled and not internal:
+                if not internal and self.stop_reading(marker):  # cancel() kills the session itself
                     cancelled = True
                     break
                 if now >= deadline:

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 PID_PREFIX = b"EDGEFARM_PID="
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+PID_WAIT_S = 3.0  # how long a cancel waits for a just-started command to report its PID
+READ_CHUNK = 96  # paths per `grep -H`: keeps a remote command line short
 
 
 def command_line(argv: list[str], env: dict[str, str] | None = None, *, wrap_sh: bool) -> str:
@@ -154,6 +156,7 @@ class ShellDevice:
         self._orphans: set[int] = set()  # PIDs of commands whose connection was lost while they ran
         self._inflight_lock = threading.Lock()
         self._cancelled = threading.Event()
+        self._cancel_at = 0.0
 
     def run(self, argv: list[str], *, timeout: float, on_stdout_line: LineCallback | None = None,
             env: dict[str, str] | None = None) -> CommandResult:
@@ -162,9 +165,9 @@ class ShellDevice:
     # -- commands in flight, and stopping them ------------------------------------------------------------------
 
     def _started(self, marker: PidMarker) -> int:
-        if self._cancelled.is_set():
-            raise RunCancelled(self.name, "the run was cancelled; no new command is started")
-        with self._inflight_lock:
+        with self._inflight_lock:  # under the lock: a cancel() either sees this command or refuses it
+            if self._cancelled.is_set():
+                raise RunCancelled(self.name, "the run was cancelled; no new command is started")
             key = id(marker)
             self._inflight[key] = marker
             return key
@@ -187,7 +190,16 @@ class ShellDevice:
         run on daemon threads and are waited for at most `timeout` seconds, so a dead link cannot block a
         signal handler; True when every kill was confirmed, False when some device could not be told.
         """
-        self._cancelled.set()
+        with self._inflight_lock:
+            self._cancel_at = time.monotonic()
+            self._cancelled.set()
+        # A command cancelled as it starts has not told its PID yet; its reader keeps reading until it does.
+        wait_until = time.monotonic() + min(PID_WAIT_S, timeout / 3)
+        while time.monotonic() < wait_until:
+            with self._inflight_lock:
+                if all(m.pid is not None for m in self._inflight.values()):
+                    break
+            time.sleep(0.02)
         with self._inflight_lock:
             pids = sorted({m.pid for m in self._inflight.values() if m.pid is not None} | self._orphans)
         if not pids:
@@ -212,6 +224,13 @@ class ShellDevice:
     @property
     def cancelled(self) -> bool:
         return self._cancelled.is_set()
+
+    def stop_reading(self, marker: PidMarker) -> bool:
+        """Whether a command's reader should return as cancelled: once its PID is known (so cancel() can kill
+        it), or when it never tells one."""
+        if not self._cancelled.is_set():
+            return False
+        return marker.pid is not None or time.monotonic() - self._cancel_at > PID_WAIT_S
 
     # -- files and storage --------------------------------------------------------------------------------------
 
@@ -248,7 +267,6 @@ class ShellDevice:
         return sorted(line.strip() for line in res.stdout.splitlines() if line.strip())
 
 
-READ_CHUNK = 96  # paths per `grep -H`: keeps a remote command line short
 
 
 def parse_grep_h(stdout: str, paths: Sequence[str]) -> dict[str, str]:

@@ -135,7 +135,7 @@ class SSHTransport(ShellDevice):
                 if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
                     break
                 now = time.monotonic()
-                if self.cancelled:  # cancel() kills the session itself
+                if self.stop_reading(marker):  # cancel() kills the session itself
                     cancelled = True
                     break
                 if now >= deadline:
