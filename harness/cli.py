@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "harness.commands.gate_cmds",
     "harness.commands.golden_cmd",
     "harness.commands.demo_cmd",
+    "harness.commands.history_cmd",
 ]
 
 
