@@ -20,6 +20,12 @@ def lock_dir() -> Path:
 def device_lock(device: str, *, on_wait: Callable[[str], None] | None = None,
                 timeout_s: float | None = None) -> Iterator[None]:
     """Hold the device's lock (flock on a file); wait, saying who holds it, when it is taken."""
+    from harness.history.lease import db_device_lease  # with a PostgreSQL store, a lease shared by all hosts
+
+    if (lease := db_device_lease(device, on_wait=on_wait, timeout_s=timeout_s)) is not None:
+        with lease:
+            yield
+        return
     path = lock_dir() / f"{device}.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

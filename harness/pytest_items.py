@@ -144,4 +144,6 @@ def final_gate(state: EdgefarmState) -> list[str]:
         path = state.out_dir / name
         path.write_text(render(report, fmt), encoding="utf-8")  # type: ignore[arg-type]
         lines.append(f"edgefarm report: {path}")
+    from harness.history import maybe_ingest  # the run and its verdict, when EDGEFARM_DB names a store
+    maybe_ingest(state.out_dir)
     return lines

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import DeviceError, UserError
+from harness.history.baseline import baseline_records
 from harness.locks import device_lock
 from harness.profiles import Profile
-from harness.records import RESULTS_FILE, ArtifactInfo, JsonlWriter, Record, load_run
+from harness.records import RESULTS_FILE, ArtifactInfo, JsonlWriter, Record
 from harness.runner import DeviceSession, RunOverrides
 
 
@@ -69,7 +70,7 @@ class EdgefarmState:
         return [a.path.name for a in self.artifacts]
 
     def baseline(self) -> list[Record] | None:
-        return load_run(self.baseline_dir) if self.baseline_dir else None
+        return baseline_records(str(self.baseline_dir)) if self.baseline_dir else None
 
     def close(self) -> None:
         for s in self.sessions.values():

@@ -17,6 +17,7 @@ from harness.errors import UserError
 from harness.gate import GateReport, evaluate, load_policy
 from harness.gate.compare import compare, compare_exit
 from harness.golden.attach import GOLDEN_DIR, attach_golden
+from harness.history.baseline import resolve_baseline
 from harness.profiles import Profile
 from harness.records import RESULTS_FILE, JsonlWriter, Record, iter_records, load_run
 from harness.reports import PRINTERS, render
@@ -35,7 +36,7 @@ def _profiles(args: argparse.Namespace) -> dict[str, Profile]:
 def _gate(args: argparse.Namespace) -> GateReport:
     run = Path(args.run_dir)
     policy = load_policy(Path(args.policy) if args.policy else None)
-    baseline = load_run(Path(args.baseline)) if args.baseline else None
+    baseline = resolve_baseline(args.baseline).records if args.baseline else None
     records = load_run(run)
     attach_golden(records, run)  # golden pass rate and stability feed the KPIs
     return evaluate(records, policy, baseline=baseline, profiles=_profiles(args), run=str(run),
@@ -147,7 +148,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
 def _gate_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory (or a results.jsonl)")
     p.add_argument("--policy", help="gate policy TOML (default: harness/gate/default_policy.toml)")
-    p.add_argument("--baseline", metavar="RUN_DIR", help="baseline run for the relative rules")
+    p.add_argument("--baseline", metavar="BASELINE", help="baseline for the relative rules: a run directory, or from "
+                                                          "the store: last-pass:BRANCH, a tag, a run id")
     p.add_argument("--profiles", help="device profile directory, for their [budgets] "
                                       "(default $EDGEFARM_PROFILES or ./device_profiles)")
 

@@ -14,6 +14,7 @@ from harness.artifacts import inspect
 from harness.console import Progress
 from harness.errors import UserError
 from harness.farm import new_run_id, run_farm
+from harness.history import maybe_ingest
 from harness.reports.keyfigures import OUT_FORMATS, render_records
 from harness.runner import RunOverrides
 
@@ -57,6 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"\nbytes transferred to devices: {sent} "
           f"({', '.join(f'{k}: {v}' for k, v in sorted(result.bytes_sent.items())) or 'none'})", file=info)
     print(f"results: {out / 'results.jsonl'}", file=info)
+    maybe_ingest(out)  # into the results store when EDGEFARM_DB is set; never changes the exit code
     bad = [r for r in result.records if r.status != "ok"]
     return 0 if not bad or args.allow_failures else 4
 

@@ -10,11 +10,12 @@ An existing path always wins, so a directory that happens to be called like a ta
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import UserError
-from harness.history.db import configured_url
+from harness.history.db import ENV_VAR, configured_url
 from harness.history.store import Store
 from harness.records import Record, load_run
 
@@ -58,6 +59,15 @@ def resolve_baseline(spec: str, *, db: str | None = None) -> Baseline:
     raise NoBaseline(f"--baseline {spec!r}: not a directory, a tag, a run id in {url}, or last-pass:BRANCH")
 
 
+_RESOLVED: dict[tuple[str, str], list[Record]] = {}
+
+
 def baseline_records(spec: str | None) -> list[Record] | None:
-    """For the places that parse --baseline: None when none was given."""
-    return None if not spec else resolve_baseline(spec).records
+    """For the places that parse --baseline: None when none was given. Resolved once per process (a pytest
+    session asks for every generated test), so every test of a session judges against the same records."""
+    if not spec:
+        return None
+    key = (spec, os.environ.get(ENV_VAR, ""))
+    if key not in _RESOLVED:
+        _RESOLVED[key] = resolve_baseline(spec).records
+    return _RESOLVED[key]
