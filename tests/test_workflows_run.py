@@ -106,9 +106,14 @@ def test_nightly_installs_records_and_then_gates_against_last_pass(runner: Runne
     shard2, merge2 = night(runner)
     assert shard2.ok and merge2 is not None, shard2.log()
     assert "baseline last-pass:main" in shard2.step("Choose the baseline").output
-    assert merge2.ok, merge2.log()
+    gate = merge2.step("Gate the merged run").output
+    assert "vs baseline" in gate, merge2.log()  # the relative rules ran against last night's records
+    # Whatever a loaded machine made of tonight's figures, the job says it: pass exits 0, fail exits 1.
+    tonight = merge2.summary.splitlines()[0].split(": ")[1]
+    assert merge2.step("Fail on a gate failure").rc == (0 if tonight == "PASS" else 1), merge2.log()
     with sqlite3.connect(db) as c:
         assert c.execute("SELECT COUNT(*) FROM runs").fetchone() == (2,)
+        assert c.execute("SELECT COUNT(*) FROM records").fetchone() == (2,)
 
 
 @pytest.mark.slow

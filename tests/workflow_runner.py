@@ -139,8 +139,11 @@ class Runner:
 
     def _action(self, uses: str, with_: dict[str, str]) -> tuple[int, str]:
         name = uses.split("@")[0]
-        if name in ("actions/checkout", "actions/setup-python", "actions/cache"):
-            return 0, f"{name}: done by the test (the scratch repository, this Python, no cache)"
+        if name == "actions/checkout":  # a fresh checkout: last night's untracked outputs are gone (clean: true)
+            r = subprocess.run(["git", "clean", "-ffdxq"], cwd=self.repo, capture_output=True, text=True)
+            return r.returncode, "checkout: the scratch repository, cleaned" + r.stderr
+        if name in ("actions/setup-python", "actions/cache"):
+            return 0, f"{name}: done by the test (this Python, no cache)"
         if name == "actions/upload-artifact":
             src = self.repo / with_["path"]
             if not src.exists():
