@@ -27,7 +27,7 @@ from harness import profiles  # noqa: E402
 from harness.gate import evaluate, load_policy  # noqa: E402
 from harness.records import load_run  # noqa: E402
 from harness.reports import render  # noqa: E402
-from harness.reports.keyfigures import render_records  # noqa: E402
+from harness.reports.keyfigures import key_rows, render_rows  # noqa: E402
 
 START, END = "<!-- demo-table -->", "<!-- /demo-table -->"
 
@@ -67,7 +67,8 @@ def main() -> int:
                 f"--screenshot={Path(args.out).resolve()}", page.as_uri()]
         subprocess.run(argv, check=True, capture_output=True, timeout=180)
     print(f"wrote {args.out} from {run} ({report.summary})")
-    table = render_records(records, "table", base or ())
+    verdicts = {(c.device, c.artifact): c.outcome for c in report.cells}
+    table = render_rows(key_rows(records, base or (), verdicts), "table")
     print(table)
     if not args.no_readme:
         readme = ROOT / "README.md"
