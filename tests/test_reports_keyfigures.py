@@ -115,3 +115,24 @@ def test_gate_printers_include_the_key_figures(mixed: list[Record], baseline: li
              if s.get("name") == "local x student-int8" for p in s.find("properties") or []}
     assert props["key.p95_ms"] == "87.6 [86.74, 88.85] (base 88.22 [86.97, 89.56], -0.7%)"
     assert re.match(r"22\.89 MiB", props["key.model_mib"] or "")
+
+
+def test_run_dash_o_prints_only_the_document_on_stdout(fast_profiles: Path, tiny_samples: dict[str, Path],
+                                                       tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "harness.cli", "run", "--profiles", str(fast_profiles), "--artifact",
+            str(tiny_samples["tflite"]), "--out", str(tmp_path / "run"), "--min-runs", "80", "-q"]
+    r = subprocess.run(argv + ["-o", "jsonl"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (doc,) = [json.loads(ln) for ln in r.stdout.splitlines()]  # nothing else on stdout
+    rec = load_run(tmp_path / "run")[-1]
+    assert doc["artifact"] == rec.artifact.name and doc["format"]["text"] == "tflite"
+    assert doc["p50_ms"]["value"] == pytest.approx(rec.value("latency_ms_p50"))
+    assert "results:" in r.stderr
+    r = subprocess.run(argv[:-1] + ["--out", str(tmp_path / "run2"), "-q", "-o", "csv"], capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (line,) = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert line["format_text"] == "tflite" and float(line["p50_ms"]) > 0
