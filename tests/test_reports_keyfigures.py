@@ -110,6 +110,8 @@ def test_gate_printers_include_the_key_figures(mixed: list[Record], baseline: li
     assert "87.6 [86.74, 88.85] (base 88.22 [86.97, 89.56], -0.7%)" in html.unescape(md)
     page = render(rep, "html")
     assert 'class="keyfig-all"' in page and "87.6 [86.74, 88.85]" in page
+    # an inconclusive rule says which flag decides it, not only how many samples
+    assert re.search(r"~\d+ more samples: rerun with `edgefarm run --min-runs \d+`", html.unescape(page))
     root = ET.fromstring(render(rep, "junit"))
     props = {p.get("name"): p.get("value") for s in root.findall("testsuite")
              if s.get("name") == "local x student-int8" for p in s.find("properties") or []}

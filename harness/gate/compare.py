@@ -21,7 +21,7 @@ import numpy as np
 
 from harness.gate.policy import StatsConfig
 from harness.gate.rules import SampleCache
-from harness.gate.stats import mann_whitney, ratio_interval, samples_to_decide
+from harness.gate.stats import estimator_for, mann_whitney, ratio_interval, samples_to_decide
 from harness.metrics import METRICS
 from harness.records import Record
 
@@ -36,7 +36,7 @@ MARK = {"status": "x", "regressed": "+", "worse_not_significant": "~", "worse_un
 TRACKED = frozenset({"latency_ms_p50", "latency_ms_p95", "latency_ms_p99", "itl_ms_p50", "itl_ms_p95",
                      "itl_ms_p99", "ttft_ms", "prefill_tokens_per_s", "decode_tokens_per_s", "peak_rss_mib",
                      "load_time_ms", "first_inference_ms", "throughput_per_s"})
-_LLM_SERIES = frozenset({"ttft_ms", "prefill_tokens_per_s", "decode_tokens_per_s", "itl_ms"})
+_LLM_SERIES = frozenset({"ttft_ms", "prefill_tokens_per_s", "decode_tokens_per_s", "itl_ms", "tpot_ms"})
 MAX_SUGGEST = 100_000  # never suggest more than this many runs
 
 
@@ -79,11 +79,26 @@ def fmt_p(p: float | None) -> str:
     return f"{p:.2g}"
 
 
+def decide_hint(metric: str | None, n: int | None, more: int) -> str:
+    """For a gate rule that more samples would decide: which flag or profile key to raise, and to what."""
+    est = estimator_for(metric) if metric else None
+    series = est.series if est is not None else (metric or "")
+    total = min((n or 0) + more, MAX_SUGGEST)
+    if series == "itl_ms":
+        return f"raise the profile key run.gguf_repetitions (repetitions x new tokens >= {total})"
+    if series in _LLM_SERIES:
+        return f"set the profile key run.gguf_repetitions = {total}"
+    return f"rerun with `edgefarm run --min-runs {total}`"
+
+
 def _more_hint(series: str, n: int, more: int | None) -> str:
     if more is None:
         return "the change sits on the threshold: no sample count decides it"
     total = min(n + more, MAX_SUGGEST)
     capped = " (capped)" if n + more > MAX_SUGGEST else ""
+    if series == "itl_ms":  # counted in decoded tokens: repetitions x new tokens
+        return (f"~{more} more decoded tokens would decide: raise the profile key run.gguf_repetitions "
+                f"(repetitions x new tokens >= {total}{capped}) for both runs")
     if series in _LLM_SERIES:
         return (f"~{more} more repetitions would decide: set the profile key run.gguf_repetitions = "
                 f"{total}{capped} for both runs")

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 
+from harness.gate.compare import decide_hint
 from harness.gate.model import Cell, GateReport, RuleResult
 from harness.gate.rules import fmt
 from harness.reports.charts import cell_charts
@@ -59,7 +60,8 @@ def _rules_table(cell: Cell) -> str:
         fig, limit, base = _num(r)
         nb = "" if r.blocking or r.outcome in ("pass", "skipped") else ' <span class="nb">not blocking</span>'
         p = "" if r.p_value is None else "< 1e-15" if r.p_value < 1e-15 else f"{r.p_value:.2g}"
-        more = f"<br><span class=\"more\">~{r.more_samples} more samples</span>" if r.more_samples else ""
+        more = (f'<br><span class="more">~{r.more_samples} more samples: '
+                f"{e(decide_hint(r.metric, r.n, r.more_samples))}</span>" if r.more_samples else "")
         rows.append(
             f'<tr class="o-{r.outcome}"><td><span class="badge o-{r.outcome}">{LABEL[r.outcome]}</span>{nb}</td>'
             f"<td>{e(r.rule)}<div class=\"src\">{e(r.source)}</div></td><td>{e(fig)}</td><td>{e(limit)}</td>"
