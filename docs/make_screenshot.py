@@ -67,7 +67,7 @@ def main() -> int:
                 f"--screenshot={Path(args.out).resolve()}", page.as_uri()]
         subprocess.run(argv, check=True, capture_output=True, timeout=180)
     print(f"wrote {args.out} from {run} ({report.summary})")
-    verdicts = {(c.device, c.artifact): c.outcome for c in report.cells}
+    verdicts: dict[tuple[str, str], str] = {(c.device, c.artifact): c.outcome for c in report.cells}
     table = render_rows(key_rows(records, base or (), verdicts), "table")
     print(table)
     if not args.no_readme:
