@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import os
 import subprocess
 import sys
 import tempfile
@@ -28,14 +29,15 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-AGENT = ROOT / "agents" / "agent.py"
+AGENT = [sys.executable, "-m", "agents"]  # the agent package of this checkout (PYTHONPATH below)
+AGENT_ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 sys.path.insert(0, str(ROOT))
-from agents.agent import percentile_rel_width  # noqa: E402  (the width the agent's adaptive loop uses)
+from agents.stats import percentile_rel_width  # noqa: E402  (the width the agent's adaptive loop uses)
 
 
 def run_agent(spec: dict[str, Any]) -> dict[str, Any]:
     """One `agent.py run` (the real agent, its model in a child process); the result event."""
-    p = subprocess.run([sys.executable, str(AGENT), "run", json.dumps(spec)], capture_output=True, text=True,
+    p = subprocess.run([*AGENT, "run", json.dumps(spec)], capture_output=True, text=True, env=AGENT_ENV,
                        timeout=float(spec["timeout_s"]) + 60)
     for line in reversed(p.stdout.splitlines()):
         ev = json.loads(line)

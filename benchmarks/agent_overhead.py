@@ -1,7 +1,14 @@
-"""The agent's own overhead: its idle RSS over a bare interpreter, and decode tokens/s through the agent
-vs llama-cpp-python called directly on the same GGUF (goal: ratio >= 0.97).
+"""The agent's own overhead: its idle RSS over a bare interpreter, the model process's start cost (time to
+its `load` phase, its peak RSS on a tiny model), and decode tokens/s through the agent vs llama-cpp-python
+called directly on the same GGUF (goal: ratio >= 0.97).
 
     .venv/bin/python benchmarks/agent_overhead.py [--gguf PATH] [--rounds 5] [--threads N]
+        [--baseline-agent OLD/agents/agent.py] [--start-rounds 8] [--no-decode]
+
+The agent runs as on a device: its zip unpacked (and byte-compiled) by harness/deploy.py's unpack step, then
+`python -m agents`. With --baseline-agent (a single-file agent.py, e.g. from an older checkout, or another
+unpacked package directory) the idle RSS and start cost of both are measured in the same run, interleaved,
+and printed side by side.
 
 Both paths run the model in a fresh process with the same Llama parameters, the same prompt (BOS + seeded
 random ids) and token counts, one cold request and one warmup request, then `--reps` measured requests;
@@ -27,7 +34,32 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-AGENT = ROOT / "agents" / "agent.py"
+sys.path.insert(0, str(ROOT))
+
+from agents.stats import t_quantile  # noqa: E402  (the agent's own t quantile: no scipy here)
+
+Agent = tuple[list[str], dict[str, str]]  # argv prefix, environment
+
+
+def unpacked_agent() -> Agent:
+    """This checkout's agent as a device gets it: the zip, unpacked and byte-compiled by deploy's unpack step."""
+    from harness import deploy
+
+    zip_path = deploy.agent_archive()
+    dest = Path(tempfile.mkdtemp(prefix="edgefarm-bench-agent-")) / f"agent-{zip_path.stem}"
+    subprocess.run([sys.executable, "-c", deploy._UNPACK_SNIPPET, str(zip_path), str(dest), zip_path.stem],
+                   check=True, capture_output=True)
+    return [sys.executable, "-m", "agents"], {**os.environ, "PYTHONPATH": str(dest)}
+
+
+def agent_at(path: Path) -> Agent:
+    """An agent given on the command line: a single agent.py file, or a directory holding the agents package."""
+    if path.is_file():
+        return [sys.executable, str(path)], dict(os.environ)
+    return [sys.executable, "-m", "agents"], {**os.environ, "PYTHONPATH": str(path)}
+
+
+AGENT: Agent = ([], {})  # set in main()
 
 # The direct path: what a user would write with llama-cpp-python, timing only eval + greedy sample.
 DIRECT = r"""
@@ -82,11 +114,12 @@ def bare_interpreter_rss() -> dict[str, int]:
         p.wait()
 
 
-def agent_idle_rss(gguf: Path, threads: int) -> dict[str, int]:
+def agent_idle_rss(model: Path, threads: int, agent: Agent | None = None) -> dict[str, int]:
     """The agent process's RSS while its model process measures (the agent waits on the child)."""
-    spec = {"artifact": str(gguf), "threads": threads, "warmup_runs": 0, "warmup_min_s": 0.0, "min_s": 3.0,
+    argv, env = agent or AGENT
+    spec = {"artifact": str(model), "threads": threads, "warmup_runs": 0, "warmup_min_s": 0.0, "min_s": 3.0,
             "max_s": 10.0, "gguf": {"prompt_tokens": 16, "new_tokens": 16, "repetitions": 1, "n_ctx": 64}}
-    p = subprocess.Popen([sys.executable, str(AGENT), "run", json.dumps(spec)], stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen([*argv, "run", json.dumps(spec)], stdout=subprocess.PIPE, text=True, env=env)
     assert p.stdout is not None
     seen: dict[str, int] = {}
     for line in p.stdout:
@@ -106,13 +139,71 @@ def through_agent(gguf: Path, a: dict[str, Any]) -> Measured:
             "warmup_min_s": 0.0, "min_s": 0.0, "max_s": 600.0, "timeout_s": 900,
             "gguf": {"prompt_tokens": a["prompt_tokens"], "new_tokens": a["new_tokens"], "repetitions": a["reps"],
                      "n_ctx": a["n_ctx"]}}
-    out = subprocess.run([sys.executable, str(AGENT), "run", json.dumps(spec)], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run([*AGENT[0], "run", json.dumps(spec)], capture_output=True, text=True, check=True,
+                         env=AGENT[1]).stdout
     res = json.loads(out.strip().splitlines()[-1])
     if res["status"] != "ok":
         raise SystemExit(f"agent run failed: {res['status']}: {res['message']}")
     measure = [p for p in res["phases"] if p["name"] == "measure"][0]
     return res["samples"]["decode_tokens_per_s"], measure["cpu_s"] / len(res["samples"]["ttft_ms"])
+
+
+def start_cost(model: Path, agent: Agent) -> tuple[float, float, float]:
+    """(seconds from launching `run` to the model process's `load` phase, the model process's peak RSS MiB and
+    the kernel's ru_maxrss MiB for it) on a tiny model: interpreter start, agent imports, runtime import."""
+    argv, env = agent
+    spec = {"artifact": str(model), "threads": 1, "warmup_runs": 1, "warmup_min_s": 0.0, "min_runs": 20,
+            "min_s": 0.0, "max_s": 10.0}
+    t0 = time.monotonic()
+    p = subprocess.Popen([*argv, "run", json.dumps(spec)], stdout=subprocess.PIPE, text=True, env=env)
+    assert p.stdout is not None
+    t_load, res = math.nan, {}
+    for line in p.stdout:
+        ev = json.loads(line)
+        if ev.get("phase") == "load":
+            t_load = time.monotonic() - t0
+        if ev.get("event") == "result":
+            res = ev
+    p.wait()
+    if res.get("status") != "ok":
+        raise SystemExit(f"start-cost run failed: {res.get('status')}: {res.get('message')}")
+    return t_load, res["metrics"]["peak_rss_mib"]["value"], res["os_peak_rss_mib"]
+
+
+def compare_start(model: Path, agents: dict[str, Agent], rounds: int) -> None:
+    """Idle RSS and start cost of each agent, interleaved round by round (ABBA), medians printed."""
+    got: dict[str, list[tuple[float, float, float]]] = {k: [] for k in agents}
+    idle: dict[str, list[float]] = {k: [] for k in agents}
+    names = list(agents)
+    for name in names:  # first runs byte-compile (the old agent) or warm the page cache: not counted
+        start_cost(model, agents[name])
+    for r in range(rounds):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            got[name].append(start_cost(model, agents[name]))
+            idle[name].append(agent_idle_rss(model, 1, agents[name]).get("VmRSS", 0) / 1024)
+    print(f"model-process start cost on {model.name} ({rounds} interleaved rounds, medians):")
+    for name in names:
+        t = statistics.median(x[0] for x in got[name])
+        peak = statistics.median(x[1] for x in got[name])
+        ru = statistics.median(x[2] for x in got[name])
+        print(f"  {name:9s} launch -> load phase {t * 1e3:7.1f} ms; model process peak RSS {peak:6.1f} MiB "
+              f"(ru_maxrss {ru:6.1f}); agent idle RSS {statistics.median(idle[name]):5.1f} MiB")
+    if len(names) == 2:
+        a, b = names
+        ratio = [x[0] / y[0] for x, y in zip(got[b], got[a])]
+        print(f"  {b} / {a}: launch->load time x{statistics.median(ratio):.3f} (median of paired rounds), "
+              f"peak RSS {statistics.median(x[1] for x in got[b]) - statistics.median(x[1] for x in got[a]):+.1f} MiB, "
+              f"idle RSS {statistics.median(idle[b]) - statistics.median(idle[a]):+.1f} MiB")
+
+
+def tiny_tflite() -> Path:
+    path = Path(tempfile.gettempdir()) / "edgefarm-bench" / "tiny" / "student-tiny.tflite"
+    if not path.exists():
+        from harness.samples import write_samples
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_samples(path.parent, "tiny")
+    return next(path.parent.glob("*.tflite"))
 
 
 def direct(gguf: Path, a: dict[str, Any]) -> Measured:
@@ -125,7 +216,6 @@ def direct(gguf: Path, a: dict[str, Any]) -> Measured:
 def default_gguf() -> Path:
     path = Path(tempfile.gettempdir()) / "edgefarm-bench" / "student-llama-q8_0.gguf"
     if not path.exists():
-        sys.path.insert(0, str(ROOT))
         from harness.samples import gguf_model, write_gguf
 
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -141,12 +231,18 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1,
                     help="llama.cpp threads on both paths (default 1: on a shared machine more threads mostly add "
                          "spin-wait noise)")
+    ap.add_argument("--baseline-agent", type=Path, help="an older agent (agent.py file or package dir) to compare "
+                    "idle RSS and start cost with, in the same run")
+    ap.add_argument("--start-rounds", type=int, default=8, help="interleaved rounds of the start-cost comparison")
+    ap.add_argument("--no-decode", action="store_true", help="skip the decode tokens/s comparison")
     ap.add_argument("--prompt-tokens", type=int, default=64)
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--nice", type=int, default=-10,
                     help="niceness for both paths (default -10 where permitted: on a shared machine the model "
                          "processes then get a core when they need it; 0 leaves it alone)")
     args = ap.parse_args()
+    global AGENT
+    AGENT = unpacked_agent()
     niceness = os.nice(0)
     if args.nice:
         try:
@@ -157,6 +253,11 @@ def main() -> int:
     a = {"threads": args.threads, "seed": 0, "prompt_tokens": args.prompt_tokens, "new_tokens": args.new_tokens,
          "reps": args.reps, "n_ctx": max(128, args.prompt_tokens + args.new_tokens)}
 
+    agents = {"new": AGENT} if args.baseline_agent is None else {"baseline": agent_at(args.baseline_agent),
+                                                                    "new": AGENT}
+    compare_start(tiny_tflite(), agents, args.start_rounds)
+    if args.no_decode:
+        return 0
     bare = bare_interpreter_rss()
     idle = agent_idle_rss(gguf, args.threads)
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; niceness {niceness}; python {sys.version.split()[0]}; GGUF {gguf} ({gguf.stat().st_size / 1e6:.1f} MB); "
@@ -186,9 +287,6 @@ def main() -> int:
 
 def summary(what: str, num: list[float], den: list[float], goal: float) -> str:
     """Geometric mean of the paired ratios num/den with a 95% t-interval on their logs, and a verdict."""
-    sys.path.insert(0, str(ROOT / "agents"))
-    from agent import t_quantile  # the agent's own t quantile: no scipy here
-
     logs = [math.log(x / y) for x, y in zip(num, den)]
     n = len(logs)
     centre = math.exp(statistics.fmean(logs))

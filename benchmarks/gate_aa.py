@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from harness.gate import evaluate, load_policy  # noqa: E402
-from harness.gate.synthetic import latency_samples, make_record  # noqa: E402
+from synthetic import latency_samples, make_record  # noqa: E402  (tests/synthetic.py: test tooling)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agents import agent as _agent
+from agents import formats as _agent
 from harness.deploy import sha256_file
 from harness.errors import ArtifactError
 from harness.records import ArtifactInfo

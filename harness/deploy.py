@@ -2,14 +2,23 @@
 
 Files land under `<workdir>/<sha256><suffix>`, written beside and renamed (by the transport), verified by
 hashing on the device after transfer, and not sent again when a file of that name and size is already there.
+
+The agent (the agents/ package) travels as one reproducible zip (sorted entries, fixed timestamps, stored
+uncompressed: its sha256 changes only with its content), is unpacked once on the device into
+`<workdir>/agent-<sha256>/` (into a temporary directory, byte-compiled, then renamed: a killed unpack never
+leaves a directory that is trusted) and runs as `python -m agents` with that directory on PYTHONPATH.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
 import posixpath
+import tempfile
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -41,9 +50,84 @@ _STAT_SNIPPET = (
 )
 
 
-def agent_source() -> Path:
-    """The agent file shipped with this edgefarm."""
-    return Path(agents.__file__).resolve().parent / "agent.py"
+# Runs on the device with Python >= 3.8: verify the archive, unpack it beside its final name, byte-compile it
+# there (so ordinary __pycache__ serves every later process), then rename into place. Leftovers of unpacks
+# whose process is gone are removed.
+_UNPACK_SNIPPET = (
+    "import compileall,hashlib,os,shutil,sys,zipfile\n"
+    "z,d,sha=sys.argv[1:4]\n"
+    "if os.path.isdir(d):\n"
+    "  print('ready'); sys.exit(0)\n"
+    "h=hashlib.sha256()\n"
+    "with open(z,'rb') as f:\n"
+    "  for b in iter(lambda: f.read(1<<20), b''): h.update(b)\n"
+    "if h.hexdigest()!=sha:\n"
+    "  sys.stderr.write('agent archive %s has sha256 %s, expected %s\\n'%(z,h.hexdigest(),sha)); sys.exit(3)\n"
+    "parent,base=os.path.split(d)\n"
+    "for n in os.listdir(parent):\n"
+    "  if n.startswith(base+'.tmp.'):\n"
+    "    try:\n"
+    "      os.kill(int(n.rsplit('.',1)[1]),0)\n"
+    "    except (ValueError,ProcessLookupError):\n"
+    "      shutil.rmtree(os.path.join(parent,n),True)\n"
+    "    except OSError:\n"
+    "      pass\n"
+    "tmp='%s.tmp.%d'%(d,os.getpid())\n"
+    "with zipfile.ZipFile(z) as f:\n"
+    "  if any(n.startswith('/') or '..' in n.split('/') for n in f.namelist()):\n"
+    "    sys.stderr.write('agent archive %s has unsafe paths\\n'%z); sys.exit(3)\n"
+    "  f.extractall(tmp)\n"
+    "compileall.compile_dir(tmp,quiet=2,ddir=d)\n"
+    "try:\n"
+    "  os.rename(tmp,d)\n"
+    "except OSError:\n"
+    "  shutil.rmtree(tmp,True)\n"
+    "  if not os.path.isdir(d): raise\n"
+    "print('ready')\n"
+)
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can say: the archive depends on content only
+AGENT_PACKAGE = Path(agents.__file__).resolve().parent
+
+
+def agent_files(package: Path = AGENT_PACKAGE) -> list[tuple[str, Path]]:
+    """(name in the archive, file) for every module of the agent package, sorted; not agents/native/."""
+    out = []
+    for path in package.rglob("*.py"):
+        rel = path.relative_to(package.parent).as_posix()
+        if "/__pycache__/" in rel or rel.startswith("agents/native/"):
+            continue
+        out.append((rel, path))
+    return sorted(out)
+
+
+def agent_zip_bytes(package: Path = AGENT_PACKAGE) -> bytes:
+    """The agent as a reproducible zip: sorted entries, fixed timestamps and modes, stored uncompressed."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        for name, path in agent_files(package):
+            info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+            info.external_attr = 0o644 << 16
+            info.create_system = 3  # unix, whatever the controller's OS
+            z.writestr(info, path.read_bytes())
+    return buf.getvalue()
+
+
+def agent_archive(package: Path = AGENT_PACKAGE) -> Path:
+    """The agent zip on this machine, written once under its sha256 (atomically) in the temp dir."""
+    data = agent_zip_bytes(package)
+    digest = hashlib.sha256(data).hexdigest()
+    out = Path(tempfile.gettempdir()) / f"edgefarm-agent-{os.getuid()}" / f"{digest}.zip"
+    if not out.exists() or out.stat().st_size != len(data):
+        out.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = out.with_name(f"{digest}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, out)
+    return out
+
+
+def agent_argv(python: str, agent_dir: str, *args: str) -> list[str]:
+    """argv that runs `python -m agents ARGS` from the unpacked agent directory on the device."""
+    return ["env", f"PYTHONPATH={agent_dir}", python, "-m", "agents", *args]
 
 
 @lru_cache(maxsize=256)
@@ -116,13 +200,21 @@ def stage(
 
 
 def stage_agent(transport: Transport, python: str, workdir: str) -> Staged:
-    """The agent under its content hash (labgrid style), so devices never run a stale agent."""
-    return stage(transport, python, workdir, agent_source(), suffix=".agent.py")
+    """The agent zip under its content hash (labgrid style), unpacked once; `remote` is the unpacked directory."""
+    staged = stage(transport, python, workdir, agent_archive(), suffix=".agent.zip")
+    agent_dir = posixpath.join(workdir, "agent-" + staged.sha256)
+    argv = [python, "-c", _UNPACK_SNIPPET, staged.remote, agent_dir, staged.sha256]
+    res = transport.run(argv, timeout=300)
+    if res.exit_code != 0 or "ready" not in res.stdout:
+        raise DeviceError(transport.name, f"cannot unpack the agent into {agent_dir}",
+                          argv=argv[:2] + ["<unpack>"] + argv[3:], exit_code=res.exit_code, stdout=res.stdout,
+                          stderr=res.stderr)
+    return Staged(staged.local, agent_dir, staged.sha256, staged.size, staged.stats)
 
 
 def probe(transport: Transport, python: str, agent_remote: str) -> dict[str, Any]:
-    """Run `agent.py probe` on the device: its fingerprint and runtimes (agents/README.md)."""
-    argv = [python, agent_remote, "probe"]
+    """Run `python -m agents probe` on the device: its fingerprint and runtimes (agents/README.md)."""
+    argv = agent_argv(python, agent_remote, "probe")
     res = transport.run(argv, timeout=120)
     for line in reversed(res.stdout.splitlines()):
         try:

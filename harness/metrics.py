@@ -2,7 +2,7 @@
 
 The agent emits these names; the gate only accepts these names; reports print these definitions.
 A percentile is linearly interpolated between closest ranks (Hyndman-Fan type 7, numpy's default) and is
-only claimed when the sample count reaches `min_samples_for_percentile` (see agents/agent.py).
+only claimed when the sample count reaches `min_samples_for_percentile` (see agents/stats.py).
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from agents.spec import ADAPTIVE_DEFAULTS as ADAPTIVE
+from agents.spec import DEFAULTS as SPEC  # run-control defaults live in the agent's spec, once
 from harness.config import parse_dataclass, read_toml
 from harness.errors import ConfigError, UserError
 from harness.metrics import METRICS
@@ -53,25 +55,25 @@ class MemoryConfig:
 class RunConfig:
     """Defaults for run control; the CLI and the workload may override."""
 
-    warmup_runs: int = 1
-    warmup_min_s: float = 0.5
-    min_runs: int = 50
-    min_s: float = 1.0
-    max_s: float = 150.0
-    max_runs: int = 20000  # bound on samples for sub-millisecond models (min_s would otherwise make 100k+)
+    warmup_runs: int = SPEC.warmup_runs
+    warmup_min_s: float = SPEC.warmup_min_s
+    min_runs: int = SPEC.min_runs
+    min_s: float = SPEC.min_s
+    max_s: float = SPEC.max_s
+    max_runs: int = SPEC.max_runs  # bound on samples for sub-millisecond models (min_s would otherwise make 100k+)
     dynamic_dims: dict[str, int] = field(default_factory=dict)  # ONNX dynamic axes by name, e.g. {seq = 64}
     threads: int | None = None
     pin_cpus: list[int] | None = None  # taskset-style pinning (big cores on big.LITTLE)
-    timeout_s: float = 900.0
-    gguf_prompt_tokens: int = 64
-    gguf_new_tokens: int = 64
-    gguf_repetitions: int = 5
+    timeout_s: float = SPEC.timeout_s
+    gguf_prompt_tokens: int = SPEC.gguf.prompt_tokens
+    gguf_new_tokens: int = SPEC.gguf.new_tokens
+    gguf_repetitions: int = SPEC.gguf.repetitions
     cooldown_margin_c: float | None = None  # wait until within this of idle temperature before measuring
     cooldown_max_s: float = 120.0
     idle_temp_c: float | None = None  # the device's idle temperature; None: measured when a session opens
     throttle_freq_fraction: float = 0.85  # the fastest usable CPU below this share of its max: throttled
     adaptive_percentiles: list[float] | None = None  # e.g. [95]: measure until these percentiles' intervals ...
-    adaptive_rel_width: float = 0.05  # ... are narrower than this share of their value (bounded by max_s)
+    adaptive_rel_width: float = ADAPTIVE.rel_width  # ... are narrower than this share of their value (bounded by max_s)
 
 
 @dataclass

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.result import AgentResult
+from agents.spec import SpecError, WorkloadSpec
 from harness import deploy, energy, thermal
-from harness.errors import DeviceError, DeviceLost, UserError
+from harness.errors import ConfigError, DeviceError, DeviceLost, UserError
 from harness.memcap import MemoryCap
 from harness.metrics import METRICS
 from harness.profiles import Profile
@@ -42,11 +44,14 @@ class RunOverrides:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def build_spec(profile: Profile, artifact_remote: str, fmt: str, o: RunOverrides, rlimit_mib: int | None) -> dict[str, Any]:
+def build_spec(profile: Profile, artifact_remote: str, fmt: str, o: RunOverrides, rlimit_mib: int | None,
+               sha256: str | None = None) -> WorkloadSpec:
+    """The WorkloadSpec for one artifact: profile run control, command-line overrides, the expected sha256."""
     r = profile.run
     spec: dict[str, Any] = {
         "artifact": artifact_remote,
         "format": fmt,
+        "artifact_sha256": sha256,
         "warmup_runs": o.warmup_runs if o.warmup_runs is not None else r.warmup_runs,
         "warmup_min_s": r.warmup_min_s,
         "min_runs": o.min_runs if o.min_runs is not None else r.min_runs,
@@ -67,7 +72,10 @@ def build_spec(profile: Profile, artifact_remote: str, fmt: str, o: RunOverrides
     elif r.adaptive_percentiles:
         spec["adaptive"] = {"percentiles": r.adaptive_percentiles, "rel_width": r.adaptive_rel_width}
     spec.update(o.extra)
-    return spec
+    try:
+        return WorkloadSpec.from_dict(spec, where=f"workload for device {profile.name}")
+    except SpecError as e:
+        raise ConfigError(profile.source or profile.name, "run", str(e)) from None
 
 
 class DeviceSession:
@@ -118,9 +126,9 @@ class DeviceSession:
     def _measure(self, rec: Record, remote: str, o: RunOverrides, emit: Callable[[dict[str, Any]], None]) -> None:
         cap = self.transport.memory_cap if isinstance(self.transport, LocalTransport) else None
         rlimit = cap.limit_mib if cap is not None and cap.cgroup is None else None
-        spec = build_spec(self.profile, remote, rec.artifact.format, o, rlimit)
-        rec.workload = spec
-        argv = [self.python, self.agent.remote, "run", json.dumps(spec, sort_keys=True)]
+        spec = build_spec(self.profile, remote, rec.artifact.format, o, rlimit, sha256=rec.artifact.sha256)
+        rec.workload = spec.to_dict()  # replaced by the agent's echo of what it used
+        argv = deploy.agent_argv(self.python, self.agent.remote, "run", json.dumps(rec.workload, sort_keys=True))
         result: dict[str, Any] | None = None
         host_phases: list[dict[str, Any]] = []
 
@@ -157,7 +165,7 @@ class DeviceSession:
             idle = (t0, time.monotonic())
         try:
             # The agent stops its model at timeout_s itself; this grace is for an agent that hangs.
-            limit = float(spec["timeout_s"])
+            limit = spec.timeout_s
             res = self.transport.run(argv, timeout=limit + min(60.0, max(10.0, 0.25 * limit)), on_stdout_line=on_line)
         finally:
             t_end = time.monotonic()
@@ -169,7 +177,7 @@ class DeviceSession:
         oom_killed = cap is not None and cap.oom_kills() > oom_before
         if result is None:
             if res.timed_out:
-                rec.status, rec.message = "timeout", f"agent did not finish within {spec['timeout_s']} s; killed"
+                rec.status, rec.message = "timeout", f"agent did not finish within {spec.timeout_s} s; killed"
             elif oom_killed:
                 rec.status, rec.message = "oom", "the agent was OOM-killed under the memory cap"
             elif res.exit_code < 0:
@@ -196,24 +204,31 @@ class DeviceSession:
         rec.metrics.update(emetrics)
         rec.tainted += [t for t in rec.energy.get("tainted", []) if t not in rec.tainted]
 
-    def _fill_from_agent(self, rec: Record, r: dict[str, Any]) -> None:
-        rec.status = r.get("status", "error")
-        rec.message = r.get("message")
-        rec.signal = r.get("signal")
-        rec.runtime = dict(r.get("runtime") or {})
-        for name, m in (r.get("metrics") or {}).items():
+    def _fill_from_agent(self, rec: Record, event: dict[str, Any]) -> None:
+        r = AgentResult.from_dict(event)
+        rec.status, rec.message, rec.signal = r.status, r.message, r.signal  # type: ignore[assignment]
+        rec.runtime = dict(r.runtime)
+        for name, m in r.metrics.items():
             rec.metrics[name] = Metric.from_dict(m)
-        rec.samples = {k: [float(x) for x in v] for k, v in (r.get("samples") or {}).items()}
-        rec.phases = list(r.get("phases") or [])
-        if r.get("fingerprint"):
-            rec.device.fingerprint = r["fingerprint"]
-        if r.get("stopping"):  # why the measured runs ended (adaptive: interval widths reached, or max_s)
-            rec.provenance["stopping"] = r["stopping"]
-        if r.get("os_peak_rss_mib") is not None:
-            rec.provenance["os_peak_rss_mib"] = r["os_peak_rss_mib"]
-            rec.provenance["os_peak_rss_equals"] = r.get("os_peak_rss_equals")
-        if r.get("thermal"):  # the agent's start/end zone readings beside the controller's
-            rec.thermal = {**r["thermal"], **(rec.thermal or {})}
+        rec.samples = {k: [float(x) for x in v] for k, v in r.samples.items()}
+        rec.phases = list(r.phases)
+        if r.workload:  # the spec the agent actually used, defaults filled
+            rec.workload = dict(r.workload)
+        rec.provenance["input_shapes"] = r.input_shapes
+        rec.provenance["artifact_sha256_loaded"] = r.artifact_sha256
+        want = rec.artifact.sha256
+        if r.artifact_sha256 is not None and want and r.artifact_sha256 != want:
+            rec.status = "error"
+            rec.message = (f"artifact sha256 mismatch on the device: expected {want}, the model process loaded "
+                           f"{r.artifact_sha256}; figures discarded")
+            rec.metrics, rec.samples = {}, {}
+        if r.stopping:  # why the measured runs ended (adaptive: interval widths reached, or max_s)
+            rec.provenance["stopping"] = r.stopping
+        if r.os_peak_rss_mib is not None:
+            rec.provenance["os_peak_rss_mib"] = r.os_peak_rss_mib
+            rec.provenance["os_peak_rss_equals"] = r.os_peak_rss_equals
+        if r.thermal:  # the agent's start/end zone readings beside the controller's
+            rec.thermal = {**r.thermal, **(rec.thermal or {})}
         peak = rec.value("peak_rss_mib")
         if peak is not None and self.profile.ram_mib:
             rec.metrics["memory_headroom_pct"] = Metric(

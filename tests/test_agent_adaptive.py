@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 from agent_helpers import run_spec
 
-from agents import agent as A
+from agents.loops import adaptive_loop
+from agents.spec import SpecError, WorkloadSpec, parse_spec
+from agents.stats import min_samples_for_percentile, mlperf_min_queries
+from agents.summary import percentile_metric
 from harness.commands.run_cmd import parse_adaptive
 from harness.errors import UserError
 from harness.profiles import load_profile
@@ -39,15 +42,15 @@ def lognormal(sigma: float, median_s: float = 0.001, seed: int = 1) -> SimClock:
 
 def loop(clk: SimClock, pcts: list[float], width: float, min_runs: int = 1, min_s: float = 0.0,
          max_s: float = 1e6) -> tuple[list[float], dict[str, object]]:
-    lat, _, stopping = A.adaptive_loop(clk.run, min_runs, min_s, max_s, pcts, width, 0.95, clock=clk)
+    lat, _, stopping = adaptive_loop(clk.run, min_runs, min_s, max_s, pcts, width, 0.95, clock=clk)
     return lat, stopping
 
 
 def test_mlperf_floor_matches_loadgen() -> None:
     # LoadGen prints "Processed at least 64 queries" for a SingleStream p90 claim at 99% confidence
-    assert [A.mlperf_min_queries(p) for p in (0.5, 0.9, 0.95, 0.99)] == [11, 64, 130, 662]
+    assert [mlperf_min_queries(p) for p in (0.5, 0.9, 0.95, 0.99)] == [11, 64, 130, 662]
     for p in (0.9, 0.95, 0.99):
-        n = A.mlperf_min_queries(p)
+        n = mlperf_min_queries(p)
         at_most_one_over = (lambda m: p ** m + m * (1 - p) * p ** (m - 1))
         assert at_most_one_over(n) <= 0.01 < at_most_one_over(n - 1)
 
@@ -56,8 +59,8 @@ def test_mlperf_floor_matches_loadgen() -> None:
 def test_the_binomial_floor_holds_even_without_noise(pcts: list[float], floor: int) -> None:
     lat, s = loop(SimClock(lambda: 0.001), pcts, 0.05)
     assert len(lat) == floor and s["stop_reason"] == "ci_width" and s["checks"] == 1
-    assert s["floors"] == {f"p{p:g}": max(A.mlperf_min_queries(p / 100),
-                                          A.min_samples_for_percentile(p / 100, 0.95)) for p in pcts}
+    assert s["floors"] == {f"p{p:g}": max(mlperf_min_queries(p / 100),
+                                          min_samples_for_percentile(p / 100, 0.95)) for p in pcts}
     assert all(w == 0.0 for w in s["rel_widths"].values())  # type: ignore[attr-defined]
 
 
@@ -78,7 +81,7 @@ def test_stops_early_on_low_noise_and_runs_longer_on_high_noise() -> None:
         w = s["rel_widths"]["p95"]  # type: ignore[index]
         assert w <= 0.05
         # the reported width is the width of the interval the result's metrics carry
-        m = A.percentile_metric(lat, 95, "ms", 0.95)
+        m = percentile_metric(lat, 95, "ms", 0.95)
         assert abs((m["ci"][1] - m["ci"][0]) / m["value"] - w) < 1e-3
 
 
@@ -101,13 +104,15 @@ def test_max_s_bounds_a_run_that_cannot_reach_its_width() -> None:
 
 def test_spec_validation() -> None:
     base = '{"artifact": "/x", "adaptive": %s}'
-    assert A.parse_spec(base % "{}")["adaptive"] == {"percentiles": [95], "rel_width": 0.05}
-    assert A.parse_spec(base % "null")["adaptive"] is None
+    assert parse_spec(base % "{}").to_dict()["adaptive"] == {"percentiles": [95], "rel_width": 0.05}
+    assert parse_spec(base % "null").adaptive is None
     for bad, word in (('{"percentiles": [100]}', "percentiles"), ('{"percentiles": []}', "percentiles"),
                       ('{"rel_width": 0}', "rel_width"), ('{"width": 0.1}', "unknown key"),
-                      ('{"percentiles": [true]}', "percentiles"), ("[95]", "expected dict")):
-        with pytest.raises(A.SpecError, match=word):
-            A.parse_spec(base % bad)
+                      ('{"percentiles": [true]}', "percentiles"), ("[95]", "spec.adaptive: expected an object"),
+                      ('{"rel_width": NaN}', "rel_width: expected a finite number.*nan"),
+                      ('{"rel_width": Infinity}', "rel_width: expected a finite number.*inf")):
+        with pytest.raises(SpecError, match=word):
+            parse_spec(base % bad)
 
 
 def test_real_agent_adaptive_and_fixed(tiny_samples: dict[str, Path]) -> None:
@@ -134,13 +139,14 @@ def test_profile_and_command_line_settings_reach_the_spec(fast_profiles: Path, t
         with pytest.raises(UserError):
             parse_adaptive(bad)
     prof = load_profile(fast_profiles / "local.toml")
-    assert "adaptive" not in build_spec(prof, "/a", "onnx", RunOverrides(), None)
+    assert build_spec(prof, "/a", "onnx", RunOverrides(), None).adaptive is None
     text = (fast_profiles / "local.toml").read_text().replace(
         "[run]\n", "[run]\nadaptive_percentiles = [95]\nadaptive_rel_width = 0.1\n")
     (tmp_path / "local.toml").write_text(text)
     prof = load_profile(tmp_path / "local.toml")
-    assert build_spec(prof, "/a", "onnx", RunOverrides(), None)["adaptive"] == {"percentiles": [95.0],
-                                                                                "rel_width": 0.1}
+    assert build_spec(prof, "/a", "onnx", RunOverrides(), None).to_dict()["adaptive"] == {
+        "percentiles": [95.0], "rel_width": 0.1}
     spec = build_spec(prof, "/a", "onnx", RunOverrides(adaptive=([99.0], 0.02)), None)
-    assert spec["adaptive"] == {"percentiles": [99.0], "rel_width": 0.02}
-    A.parse_spec(__import__("json").dumps(spec))  # what the controller builds, the agent accepts
+    assert spec.to_dict()["adaptive"] == {"percentiles": [99.0], "rel_width": 0.02}
+    # what the controller builds, the agent accepts and echoes unchanged
+    assert parse_spec(__import__("json").dumps(spec.to_dict())) == spec == WorkloadSpec.from_dict(spec.to_dict())

@@ -8,7 +8,8 @@ import random
 import numpy as np
 import pytest
 
-from agents import agent as A
+from agents import stats as A
+from agents import summary as S
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 10, 101, 1000])
@@ -47,14 +48,15 @@ def test_min_samples_for_percentile(p: float, conf: float, need: int) -> None:
 
 
 def test_percentile_metric_is_null_with_a_note_when_samples_are_too_few() -> None:
-    m = A.percentile_metric([float(i) for i in range(12)], 95, "ms", 0.95)
+    m = S.percentile_metric([float(i) for i in range(12)], 95, "ms", 0.95)
     assert m["value"] is None and m["ci"] is None and m["n"] == 12
     assert m["note"] == "insufficient samples: n=12 < 72 needed for p95 at 95% confidence"
 
 
 def test_percentile_metric_claims_with_an_interval_inside_the_sample() -> None:
     xs = [float(i) for i in range(1, 101)]
-    m = A.percentile_metric(xs, 90, "ms", 0.95)
+    random.Random(3).shuffle(xs)  # run order matters: sorted, the samples would be one long drift
+    m = S.percentile_metric(xs, 90, "ms", 0.95)
     assert m["value"] == pytest.approx(90.1)
     assert 1.0 <= m["ci"][0] < m["value"] < m["ci"][1] <= 100.0
     assert m["confidence"] == 0.95 and m["note"] is None
@@ -75,8 +77,16 @@ def test_mean_ci_is_a_t_interval() -> None:
     assert A.mean_ci([1.0], 0.95) is None
 
 
+def test_a_drift_is_serially_dependent_and_widens_or_refuses_the_claim() -> None:
+    """The same 100 values in order (a drift) and shuffled: the ordered run cannot claim its p90."""
+    xs = [float(i) for i in range(1, 101)]
+    assert A.effective_n(xs, "quantile", 0.9) < 36 <= A.effective_n(random.Random(3).sample(xs, 100), "quantile", 0.9)
+    m = S.percentile_metric(xs, 90, "ms", 0.95)
+    assert m["value"] is None and "effective n=" in m["note"] and "serially dependent" in m["note"]
+
+
 def test_series_metrics_names_and_nan_free() -> None:
-    m = A.series_metrics("latency_ms", [1.0, 2.0, 3.0], "ms", 0.95)
+    m = S.series_metrics("latency_ms", [1.0, 2.0, 3.0], "ms", 0.95)
     assert set(m) == {"latency_ms_" + s for s in ("mean", "std", "min", "max", "p50", "p90", "p95", "p99")}
     assert m["latency_ms_std"]["value"] == pytest.approx(1.0)
-    assert A.series_metrics("itl_ms", [], "ms", 0.95)["itl_ms_p50"]["value"] is None
+    assert S.series_metrics("itl_ms", [], "ms", 0.95)["itl_ms_p50"]["value"] is None

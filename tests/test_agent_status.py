@@ -13,24 +13,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_helpers import AGENT, FAST, make_samples
+from agent_helpers import AGENT, AGENT_ENV, FAST, make_samples
 
-from agents import agent as A
+from agents.result import AgentResult
+from agents.spec import WorkloadSpec
+from agents.supervisor import Supervised, fill_result
 
-SPEC: dict[str, Any] = {"rlimit_as_mib": None, "timeout_s": 10.0, "confidence": 0.95}
+SPEC: dict[str, Any] = {"artifact": "/x.onnx", "rlimit_as_mib": None, "timeout_s": 10.0, "confidence": 0.95}
 
 
 def _seen(status: int, child: dict[str, Any] | None = None, tail: str = "", timed_out: bool = False) -> Any:
-    sv = A._Supervised()
+    sv = Supervised()
     sv.status, sv.child, sv.stderr_tail, sv.timed_out = status, child, tail, timed_out
     sv.rusage = resource.getrusage(resource.RUSAGE_SELF)
     return sv
 
 
 def _fill(sv: Any, cg_oom: bool = False, **spec: Any) -> dict[str, Any]:
-    res = A._result("error", None, "onnx", {})
-    A.fill_result(res, {**SPEC, **spec}, sv, cg_oom)
-    return res
+    res = AgentResult(format="onnx")
+    fill_result(res, WorkloadSpec.from_dict({**SPEC, **spec}), sv, cg_oom)
+    return res.to_event()
 
 
 def test_sigkill_under_rlimit_is_oom() -> None:
@@ -86,36 +88,23 @@ def test_timeout_wins() -> None:
 def test_phase_events_are_relayed_while_the_model_runs(tmp_path: Path) -> None:
     paths = make_samples(tmp_path)
     spec = {**FAST, "artifact": str(paths["tflite"]), "min_s": 1.5, "max_s": 5.0, "max_runs": 10**9}
-    p = subprocess.Popen([sys.executable, str(AGENT), "run", json.dumps(spec)], stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen([*AGENT, "run", json.dumps(spec)], stdout=subprocess.PIPE, text=True, env=AGENT_ENV)
     assert p.stdout is not None
-    arrivals = {}
+    arrivals: dict[str, float] = {}
+    progress: list[dict[str, Any]] = []
     for line in p.stdout:
         ev = json.loads(line)
-        arrivals[ev.get("phase") or ev["event"]] = time.monotonic()
+        if ev["event"] == "progress":
+            progress.append(ev)
+        arrivals.setdefault(ev["phase"] if ev["event"] == "phase" else ev["event"], time.monotonic())
     p.wait()
-    assert list(arrivals) == ["load", "first", "warmup", "measure", "done", "result"]
+    # progress: at most one per 0.25 s of measuring, runs counting up, never an ETA past max_s
+    measured = arrivals["done"] - arrivals["measure"]
+    assert 1 <= len(progress) <= measured / 0.25 + 1
+    assert [e["runs"] for e in progress] == sorted(e["runs"] for e in progress)
+    assert all(e["phase"] == "measure" and 0 <= e["eta_s"] <= 5.0 for e in progress)
+    assert list(arrivals) == ["load", "first", "warmup", "measure", "progress", "done", "result"]
     assert arrivals["result"] - arrivals["measure"] > 1.0  # seen at its start, not at the end
-
-
-def test_a_planted_pyc_is_never_run(tmp_path: Path) -> None:
-    """The cached byte-code is only trusted when it is ours and not writable by others."""
-    agent = tmp_path / "agent.py"
-    agent.write_bytes(AGENT.read_bytes())
-    st = agent.stat()
-    cache = tmp_path / "__pycache__"
-    cache.mkdir()
-    planted = cache / f"edgefarm-agent-{st.st_size}-{st.st_mtime_ns}.{sys.implementation.cache_tag}.pyc"
-    planted.write_bytes(b"not byte code")
-    planted.chmod(0o666)
-    paths = make_samples(tmp_path / "s")
-    spec = {**FAST, "artifact": str(paths["tflite"]), "min_runs": 5, "min_s": 0.0}
-    (tmp_path / "tmp").mkdir()
-    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}  # where the agent falls back to
-    out = subprocess.run([sys.executable, str(agent), "run", json.dumps(spec)], capture_output=True, text=True,
-                         timeout=120, env=env)
-    assert json.loads(out.stdout.splitlines()[-1])["status"] == "ok", out.stderr
-    assert planted.read_bytes() == b"not byte code"
-    assert [p.name for p in (tmp_path / "tmp").glob("edgefarm-agent-*.pyc")] == [planted.name]
 
 
 def _children(pid: int) -> list[int]:
@@ -148,7 +137,7 @@ def _gone(pid: int, within_s: float) -> bool:
 def test_a_killed_agent_leaves_no_model_process(tmp_path: Path, sig: int) -> None:
     paths = make_samples(tmp_path)
     spec = {**FAST, "artifact": str(paths["tflite"]), "min_s": 30.0, "max_s": 30.0}
-    p = subprocess.Popen([sys.executable, str(AGENT), "run", json.dumps(spec)], stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen([*AGENT, "run", json.dumps(spec)], stdout=subprocess.PIPE, text=True, env=AGENT_ENV)
     assert p.stdout is not None
     for line in p.stdout:
         if json.loads(line).get("phase") == "measure":

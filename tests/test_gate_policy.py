@@ -9,7 +9,7 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.gate import DEFAULT_POLICY, evaluate, load_policy
-from harness.gate.synthetic import latency_samples, make_record
+from synthetic import latency_samples, make_record
 from harness.records import Record
 
 

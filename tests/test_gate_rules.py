@@ -10,7 +10,7 @@ import pytest
 from harness.errors import UserError
 from harness.gate import Cell, GateReport, Policy, evaluate, load_policy
 from harness.gate.model import RuleResult
-from harness.gate.synthetic import latency_samples, make_record
+from synthetic import latency_samples, make_record
 from harness.profiles import Profile, TransportConfig
 from harness.records import Metric, Record, load_run
 

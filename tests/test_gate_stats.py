@@ -8,6 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from synthetic import latency_samples, make_record
+
+from agents import stats as one
+from agents.summary import mean_metric, series_metrics
 from harness.gate import evaluate, load_policy
 from harness.gate.kpis import compute
 from harness.gate.policy import KpiConfig
@@ -22,7 +26,6 @@ from harness.gate.stats import (
     ratio_interval,
     samples_to_decide,
 )
-from harness.gate.synthetic import latency_samples, make_record
 from harness.records import Metric
 
 
@@ -30,7 +33,8 @@ def test_estimators_follow_the_metric_registry() -> None:
     assert estimator_for("latency_ms_p95") == Estimator("latency_ms", "quantile", 0.95)
     assert estimator_for("itl_ms_p50") == Estimator("itl_ms", "quantile", 0.5)
     assert estimator_for("latency_ms_mean") == Estimator("latency_ms", "mean")
-    assert estimator_for("decode_tokens_per_s") == Estimator("decode_tokens_per_s", "mean")
+    assert estimator_for("decode_tokens_per_s") == Estimator("decode_tokens_per_s", "rate")
+    assert estimator_for("ttft_ms") == Estimator("ttft_ms", "quantile", 0.5)
     assert estimator_for("latency_ms_max") is None and estimator_for("peak_rss_mib") is None
 
 
@@ -61,19 +65,100 @@ def test_percentile_interval_covers_the_true_value() -> None:
 
 
 def test_too_few_samples_leave_the_interval_open() -> None:
-    x = np.sort(np.arange(10, dtype=np.float64))
-    lo, hi = interval(Estimator("latency_ms", "quantile", 0.95), x, 0.95)
-    assert math.isinf(hi)
-    n = min_n_for_bounded(0.95, 0.95)
-    assert 59 <= n <= 120
-    assert not math.isinf(interval(Estimator("s", "quantile", 0.95), np.arange(n, dtype=np.float64), 0.95)[1])
+    """The gate's minimum claimable count is the agent's, exactly: one below it nothing is bounded."""
+    for p, need in ((0.5, 6), (0.9, 36), (0.95, 72), (0.99, 368)):
+        assert min_n_for_bounded(p, 0.95) == need == one.min_samples_for_percentile(p, 0.95)
+        est = Estimator("latency_ms", "quantile", p)
+        assert interval(est, np.arange(need - 1, dtype=np.float64), 0.95) == (-math.inf, math.inf)
+        lo, hi = interval(est, np.arange(need, dtype=np.float64), 0.95)
+        ranks = one.quantile_ci_ranks(need, p, 0.95)
+        assert ranks is not None and (lo, hi) == (ranks[0] - 1.0, ranks[1] - 1.0)
+
+
+def _series(rng: np.random.Generator, n: int, kind: str) -> list[float]:
+    if kind == "bursty":
+        return latency_samples(rng, n, 40.0, 0.05, outlier_rate=0.08, burst=12.0)
+    if kind == "drift":  # a slow trend: strongly autocorrelated
+        return [float(x) for x in 10.0 * np.exp(np.linspace(0, 0.5, n) + rng.normal(0, 0.02, n))]
+    if kind == "ties":
+        return [float(x) for x in rng.integers(1, 5, n)]
+    return [float(x) for x in np.exp(rng.normal(1.0, 0.3, n))]
+
+
+def test_agent_and_gate_give_identical_intervals_on_random_samples() -> None:
+    """Property: for random sample sets the agent's metrics and the gate's recomputation agree exactly -
+    value, interval (effective n included) and the count a claim needs."""
+    rng = np.random.default_rng(12)
+    checked = 0
+    for trial in range(120):
+        n = int(rng.choice([1, 2, 5, 7, 8, 12, 40, 75, 200, 400, 1500]))
+        kind = ["iid", "bursty", "drift", "ties"][trial % 4]
+        xs = _series(rng, n, kind)
+        conf = float(rng.choice([0.9, 0.95, 0.99]))
+        agent = series_metrics("latency_ms", xs, "ms", conf)
+        sorted_x = np.sort(np.asarray(xs))
+        for pct in (50, 90, 95, 99):
+            est = Estimator("latency_ms", "quantile", pct / 100)
+            m = agent[f"latency_ms_p{pct}"]
+            gate = interval(est, sorted_x, conf, inflation(np.asarray(xs), est))
+            if m["ci"] is None:
+                assert gate == (-math.inf, math.inf), (n, kind, pct)
+                need = int(m["note"].split(" < ")[1].split()[0])
+                assert need == one.min_claimable(pct / 100, conf, n, one.effective_n(xs, "quantile", pct / 100))
+            else:
+                assert [round(v, 4) for v in gate] == m["ci"], (n, kind, pct, gate, m["ci"])
+                assert round(est.point(sorted_x), 4) == m["value"]
+                checked += 1
+        def same(gate: tuple[float, float], ci: list[float] | None) -> bool:
+            return gate == (-math.inf, math.inf) if ci is None else [round(v, 4) for v in gate] == ci
+
+        mean_est = Estimator("latency_ms", "mean")
+        assert same(interval(mean_est, sorted_x, conf, inflation(np.asarray(xs), mean_est)),
+                    agent["latency_ms_mean"]["ci"] if n else None)
+        rates = [1000.0 / x for x in xs]
+        r = mean_metric(rates, "tok/s", conf, kind="rate")
+        rate_est = Estimator("decode_tokens_per_s", "rate")
+        gate_rate = interval(rate_est, np.sort(np.asarray(rates)), conf, inflation(np.asarray(rates), rate_est))
+        assert same(gate_rate, r["ci"]) and (r["ci"] is None or gate_rate[0] > 0)
+    assert checked > 150
+
+
+def test_the_gate_judges_a_record_on_its_own_interval(tmp_path: Path) -> None:
+    """8 GGUF requests: TTFT median with the record's interval; the gate passes it against a far budget."""
+    ttft = [82.1, 75.5, 98.0, 80.3, 79.9, 84.4, 81.0, 77.7]
+    rec = make_record(samples=None)
+    rec.samples["ttft_ms"] = ttft
+    rec.metrics["ttft_ms"] = Metric.from_dict(series_metric_ttft(ttft))
+    p = tmp_path / "p.toml"
+    p.write_text('schema = 1\n[[budget]]\nmetric = "ttft_ms"\nmax = 3000\n')
+    r = evaluate([rec], load_policy(p)).cells[0].rules[0]
+    assert r.outcome == "pass", r.reason
+    assert r.ci == rec.metrics["ttft_ms"].ci == (75.5, 98.0)
+
+
+def series_metric_ttft(xs: list[float]) -> dict[str, object]:
+    from agents.summary import build_metrics
+
+    out: dict[str, object] = build_metrics({}, {"latency_ms": xs, "itl_ms": xs, "ttft_ms": xs}, 0.95)["ttft_ms"]
+    return out
+
+
+def test_rate_intervals_stay_positive() -> None:
+    """Decode tok/s over 4 widely spread requests: the t-interval goes below zero, the log-scale one cannot."""
+    rates = [2.0, 400.0, 3.0, 5.0]
+    lo, hi = one.rate_ci(rates, 0.95) or (0.0, 0.0)
+    t_lo, _ = one.mean_ci(rates, 0.95) or (0.0, 0.0)
+    assert t_lo < 0 < lo < sum(rates) / len(rates) < hi
 
 
 def test_inflation_detects_bursts() -> None:
     rng = np.random.default_rng(1)
     iid = np.asarray(latency_samples(rng, 2000, 50.0, 0.1, outlier_rate=0.02, burst=1.0))
     bursty = np.asarray(latency_samples(rng, 2000, 50.0, 0.1, outlier_rate=0.05, burst=20.0))
-    assert inflation(iid) < 1.3 and inflation(bursty) > 2.0
+    assert inflation(iid) == 1.0  # no significant autocorrelation: the effective n is n
+    assert inflation(bursty) == 2000 / one.effective_n(bursty.tolist()) > 2.0
+    p95 = Estimator("latency_ms", "quantile", 0.95)  # a p95's dependence: the bursts of exceedances
+    assert 1.0 < inflation(bursty, p95) == 2000 / one.effective_n(bursty.tolist(), "quantile", 0.95)
 
 
 def test_ratio_interval_contains_one_for_identical_distributions_and_not_for_a_slowdown() -> None:
@@ -118,14 +203,16 @@ def test_quality_from_the_policy_table(tmp_path: Path) -> None:
     assert [k.value for k in rep.cells[0].kpis if k.name == "model_efficiency_ratio"] == [pytest.approx(0.05)]
 
 
-def test_bursty_samples_widen_the_recorded_interval(tmp_path: Path) -> None:
+def test_bursty_samples_widen_the_recorded_interval_and_the_gate_keeps_it(tmp_path: Path) -> None:
     rng = np.random.default_rng(9)
     rec = make_record(samples=latency_samples(rng, 1500, 100.0, 0.05, outlier_rate=0.1, burst=10.0))
-    assert inflation(np.asarray(rec.samples["latency_ms"])) > 1.5
+    xs = rec.samples["latency_ms"]
+    assert inflation(np.asarray(xs), Estimator("latency_ms", "quantile", 0.95)) > 1.5
     recorded = rec.metrics["latency_ms_p95"].ci
-    assert recorded is not None
+    iid = one.percentile_ci(sorted(xs), 0.95, 0.95)  # as if the samples were independent
+    assert recorded is not None and iid is not None
+    assert recorded[0] <= iid[0] and recorded[1] >= iid[1] and recorded[1] - recorded[0] > iid[1] - iid[0]
     p = tmp_path / "p.toml"
     p.write_text('schema = 1\n[[budget]]\nmetric = "latency_ms_p95"\nmax = 1000\n')
     r = evaluate([rec], load_policy(p)).cells[0].rules[0]
-    assert r.ci is not None and r.ci[0] <= recorded[0] and r.ci[1] >= recorded[1]
-    assert r.ci[1] - r.ci[0] > recorded[1] - recorded[0]
+    assert r.ci == recorded

@@ -110,7 +110,7 @@ def test_html_for_a_clean_run(tmp_path: Path) -> None:
 
 
 def test_control_characters_from_a_device_keep_junit_well_formed() -> None:
-    from harness.gate.synthetic import make_record
+    from synthetic import make_record
 
     rec = make_record(status="error", samples=None, device="dev\x1b[31mred", message="boom \x00\x07 \ufffe end")
     rep = evaluate([rec], load_policy())

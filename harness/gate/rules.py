@@ -51,7 +51,8 @@ class SampleCache:
     """Sorted raw-sample arrays and their variance inflation, computed once per (record, series)."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[int, str], tuple[FloatArray | None, float]] = {}
+        self._cache: dict[tuple[int, str], tuple[FloatArray | None, FloatArray | None]] = {}
+        self._infl: dict[tuple[int, Estimator], float] = {}
         self._mw: dict[tuple[int, int, str], MannWhitney] = {}
         self._fig: dict[tuple[int, str], Figure] = {}
 
@@ -62,25 +63,30 @@ class SampleCache:
             self._fig[key] = Figure(rec, metric, cfg, self)
         return self._fig[key]
 
-    def _load(self, rec: Record, series: str) -> tuple[FloatArray | None, float]:
+    def _load(self, rec: Record, series: str) -> tuple[FloatArray | None, FloatArray | None]:
         key = (id(rec), series)
         if key not in self._cache:
             raw = rec.samples.get(series)
             if not raw:
-                self._cache[key] = (None, 1.0)
+                self._cache[key] = (None, None)
             else:
                 run_order = np.fromiter(raw, dtype=np.float64, count=len(raw))
                 finite = np.isfinite(run_order)
                 if not finite.all():
                     run_order = run_order[finite]
-                self._cache[key] = (np.sort(run_order), inflation(run_order))
+                self._cache[key] = (np.sort(run_order), run_order)
         return self._cache[key]
 
     def get(self, rec: Record, series: str) -> FloatArray | None:
         return self._load(rec, series)[0]
 
-    def inflation(self, rec: Record, series: str) -> float:
-        return self._load(rec, series)[1]
+    def inflation(self, rec: Record, est: Estimator) -> float:
+        """n / effective n of the series for this statistic (agents.stats), once per (record, estimator)."""
+        key = (id(rec), est)
+        if key not in self._infl:
+            run_order = self._load(rec, est.series)[1]
+            self._infl[key] = 1.0 if run_order is None else inflation(run_order, est)
+        return self._infl[key]
 
     def mann_whitney(self, rec: Record, base: Record, series: str, a: FloatArray, b: FloatArray,
                      infl: float) -> MannWhitney:
@@ -98,7 +104,7 @@ class Figure:
         self.metric = metric
         self.est: Estimator | None = estimator_for(metric)
         self.samples: FloatArray | None = cache.get(rec, self.est.series) if self.est else None
-        self.infl = cache.inflation(rec, self.est.series) if self.est else 1.0
+        self.infl = cache.inflation(rec, self.est) if self.est else 1.0
         m = rec.metrics.get(metric)
         self.note = m.note if m else None
         self.value: float | None = m.value if m else None

@@ -1,12 +1,13 @@
-"""Intervals and tests on raw samples, numpy only.
+"""The gate's statistics. Estimates, their intervals and minimum claimable counts come from agents/stats.py, the
+one definition the agent uses too (so for the same samples the gate and the record agree exactly); this module
+adds only what the gate alone needs:
 
-- Percentile intervals are distribution-free: the binomial order-statistic interval (as MLPerf's early
-  stopping reasons), so a p95 budget is judged on the bound the samples can support, not the point.
 - Ratios of two runs (candidate / baseline) get a bootstrap interval. Resampling n values and taking the
   p-quantile lands on the order statistic of rank ~ Binomial(n-1, p), so the bootstrap draws ranks
   instead of whole resamples: one sort per series, O(B) per comparison (cheap enough for 1000 cells).
-  Means are bootstrapped from their normal approximation.
+  Means are bootstrapped from their normal approximation (rates from their log-normal one).
 - Mann-Whitney U with the normal approximation and tie correction, as asv uses it for "significant".
+- Serial dependence enters through the effective n of agents.stats (inflation = n / n_eff).
 """
 
 from __future__ import annotations
@@ -15,22 +16,23 @@ import functools
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Literal
+from collections.abc import Sequence
+from typing import Literal, cast
 
 import numpy as np
 import numpy.typing as npt
 
+from agents import stats as one
+from agents.summary import SELF_SERIES
 from harness.metrics import METRICS
 
 FloatArray = npt.NDArray[np.float64]
-Kind = Literal["quantile", "mean"]
+Kind = Literal["quantile", "mean", "rate"]
 
-# Series whose metric is named after the series itself (GGUF repetitions): how the agent summarises them.
-_SELF_SERIES: dict[str, tuple[Kind, float]] = {
-    "ttft_ms": ("quantile", 0.5),
-    "prefill_tokens_per_s": ("mean", 0.0),
-    "decode_tokens_per_s": ("mean", 0.0),
-}
+
+def sorted_quantile(sorted_x: FloatArray, q: float) -> float:
+    """Type 7 quantile of already sorted values: agents.stats.percentile_type7 (charts use it too)."""
+    return one.percentile_type7(cast(Sequence[float], sorted_x), q)
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class Estimator:
     p: float = 0.0  # quantile in [0, 1] when kind == "quantile"
 
     def point(self, sorted_x: FloatArray) -> float:
-        if self.kind == "mean":
+        if self.kind != "quantile":
             return float(sorted_x.mean())
         return sorted_quantile(sorted_x, self.p)
 
@@ -50,9 +52,9 @@ class Estimator:
 @functools.lru_cache(maxsize=None)
 def estimator_for(metric: str) -> Estimator | None:
     """The estimator behind a metric, or None when the metric is not a statistic of raw samples."""
-    if metric in _SELF_SERIES:
-        kind, p = _SELF_SERIES[metric]
-        return Estimator(metric, kind, p)
+    if metric in SELF_SERIES:
+        kind, p = SELF_SERIES[metric]
+        return Estimator(metric, kind, p)  # type: ignore[arg-type]
     d = METRICS.get(metric)
     if d is None or d.sampled_from is None:
         return None
@@ -69,54 +71,30 @@ def z_of(confidence: float) -> float:
     return NormalDist().inv_cdf(0.5 + confidence / 2.0)
 
 
-def inflation(run_order: FloatArray) -> float:
-    """Variance inflation of a series whose samples are not independent (outliers come in bursts).
-
-    AR(1) approximation on log values: (1 + r) / (1 - r) with r the lag-1 autocorrelation (clipped to
-    [0, 0.9]); 1.0 for independent samples. n / inflation is the effective sample size.
-    """
-    if len(run_order) < 8:
-        return 1.0
-    y = np.log(np.maximum(run_order, 1e-12))
-    y = y - y.mean()
-    den = float(y @ y)
-    if den <= 0:
-        return 1.0
-    r = min(0.9, max(0.0, float(y[1:] @ y[:-1]) / den))
-    return (1.0 + r) / (1.0 - r)
+def inflation(run_order: FloatArray, est: Estimator | None = None) -> float:
+    """Variance inflation n / n_eff of a series in run order for the estimator's statistic (agents.stats.
+    effective_n; a mean's without one); 1.0 when independent."""
+    n = len(run_order)
+    m = one.effective_n(run_order.tolist(), est.kind if est else "mean", est.p if est else 0.5)
+    return n / m if 0 < m < n else 1.0
 
 
 def interval(est: Estimator, sorted_x: FloatArray, confidence: float, infl: float = 1.0) -> tuple[float, float]:
-    """Confidence interval of the statistic; a side the samples cannot bound is +-inf."""
-    n = len(sorted_x)
-    if n == 0:
-        return (-math.inf, math.inf)
-    z = z_of(confidence)
-    if est.kind == "mean":
-        if n < 2:
-            return (-math.inf, math.inf)
-        half = z * float(sorted_x.std(ddof=1)) * math.sqrt(infl / n)
-        m = float(sorted_x.mean())
-        return (m - half, m + half)
-    p = est.p
-    spread = z * math.sqrt(n * p * (1.0 - p) * infl)
-    lo_rank = math.floor(n * p - spread)  # 1-based ranks of the bounding order statistics
-    hi_rank = math.ceil(n * p + spread) + 1
-    lo = float(sorted_x[lo_rank - 1]) if lo_rank >= 1 else -math.inf
-    hi = float(sorted_x[hi_rank - 1]) if hi_rank <= n else math.inf
-    return (lo, hi)
+    """The statistic's interval from agents.stats (effective n = n / infl); (-inf, inf) where none is claimable."""
+    xs = sorted_x.tolist()
+    n_eff = int(round(len(xs) / infl)) if infl > 1.0 else None
+    if not xs:
+        ci = None
+    elif est.kind == "quantile":
+        ci = one.percentile_ci(xs, est.p, confidence, n_eff)
+    else:
+        ci = (one.rate_ci if est.kind == "rate" else one.mean_ci)(xs, confidence, n_eff)
+    return ci if ci is not None else (-math.inf, math.inf)
 
 
 def min_n_for_bounded(p: float, confidence: float) -> int:
-    """Fewest samples whose order-statistic interval for the p-quantile is bounded on both sides."""
-    z = z_of(confidence)
-    n = 2
-    while n < 10_000_000:
-        spread = z * math.sqrt(n * p * (1.0 - p))
-        if math.floor(n * p - spread) >= 1 and math.ceil(n * p + spread) + 1 <= n:
-            return n
-        n = max(n + 1, int(n * 1.1))
-    return n
+    """Fewest samples whose order-statistic interval for the p-quantile is bounded (agents.stats)."""
+    return one.min_samples_for_percentile(p, confidence)
 
 
 def bootstrap_draws(est: Estimator, sorted_x: FloatArray, b: int, rng: np.random.Generator,
@@ -126,7 +104,12 @@ def bootstrap_draws(est: Estimator, sorted_x: FloatArray, b: int, rng: np.random
     With an inflation > 1 the draws use the effective sample size n / inflation.
     """
     n = len(sorted_x)
-    if est.kind == "mean":
+    if est.kind == "rate" and n > 1 and float(sorted_x[0]) > 0:
+        logs = np.log(sorted_x)
+        sd = float(logs.std(ddof=1))
+        return np.asarray(sorted_x.mean() * np.exp(rng.standard_normal(b) * sd * math.sqrt(infl / n)),
+                          dtype=np.float64)
+    if est.kind != "quantile":
         sd = float(sorted_x.std(ddof=1)) if n > 1 else 0.0
         return np.asarray(sorted_x.mean() + rng.standard_normal(b) * sd * math.sqrt(infl / n), dtype=np.float64)
     m = max(1, int(round((n - 1) / infl)))
@@ -158,14 +141,6 @@ def ratio_interval(
     r.sort()
     tail = (1.0 - confidence) / 2.0
     return (sorted_quantile(r, tail), sorted_quantile(r, 1.0 - tail))
-
-
-def sorted_quantile(sorted_x: FloatArray, q: float) -> float:
-    """np.quantile's default (type 7) on an already sorted array, without its overhead."""
-    h = (len(sorted_x) - 1) * q
-    i = int(h)
-    j = min(i + 1, len(sorted_x) - 1)
-    return float(sorted_x[i] + (h - i) * (sorted_x[j] - sorted_x[i]))
 
 
 @dataclass(frozen=True)
@@ -212,11 +187,3 @@ def samples_to_decide(n: int, half_width: float, margin: float, cap: int = 1_000
         return None
     need = math.ceil(n * (half_width / margin) ** 2)
     return max(1, min(cap, need) - n)
-
-
-def as_sorted(values: list[float]) -> FloatArray:
-    """A sorted float64 array of the finite values."""
-    x = np.asarray(values, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    x.sort()
-    return x

@@ -1,5 +1,8 @@
 """Synthetic result records with realistic latency noise: for A/A checks of a policy, fixtures and scale tests.
 
+Test tooling (moved out of the product, harness/gate/): tests import it as `synthetic`, benchmarks and the
+fixture generator put tests/ on sys.path first.
+
 Latency samples are lognormal around a median with occasional outliers (a preempted or throttled
 iteration, 2-6x slower), the shape real device runs show. Records are built through `Record`, so they are
 exactly what the controller writes.
@@ -12,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from agents.summary import series_metrics
 from harness.records import ArtifactInfo, DeviceInfo, Metric, Record, Status
 
-_PCTS = (50, 90, 95, 99)
 
 
 def latency_samples(rng: np.random.Generator, n: int, median_ms: float, sigma: float = 0.08,
@@ -31,32 +34,10 @@ def latency_samples(rng: np.random.Generator, n: int, median_ms: float, sigma: f
     return [round(float(v), 4) for v in x]
 
 
-def _pct_ci(sorted_x: np.ndarray[Any, np.dtype[np.float64]], p: float) -> tuple[float, float] | None:
-    n = len(sorted_x)
-    spread = 1.96 * (n * p * (1 - p)) ** 0.5
-    lo, hi = int(np.floor(n * p - spread)), int(np.ceil(n * p + spread)) + 1
-    if lo < 1 or hi > n:
-        return None
-    return (float(sorted_x[lo - 1]), float(sorted_x[hi - 1]))
-
-
-def latency_metrics(samples: list[float]) -> dict[str, Metric]:
-    """The latency metrics the agent would compute from these samples."""
-    x = np.sort(np.asarray(samples, dtype=np.float64))
-    n = len(x)
-    out = {
-        "latency_ms_mean": Metric(float(x.mean()), "ms", n),
-        "latency_ms_std": Metric(float(x.std(ddof=1)), "ms", n),
-        "latency_ms_min": Metric(float(x[0]), "ms", n),
-        "latency_ms_max": Metric(float(x[-1]), "ms", n),
-        "throughput_per_s": Metric(1000.0 / float(x.mean()), "1/s", n),
-    }
-    for p in _PCTS:
-        ci = _pct_ci(x, p / 100)
-        if ci is None:
-            out[f"latency_ms_p{p}"] = Metric(None, "ms", n, note=f"insufficient samples: {n} for p{p}")
-        else:
-            out[f"latency_ms_p{p}"] = Metric(float(np.quantile(x, p / 100)), "ms", n, ci, 0.95)
+def latency_metrics(samples: list[float], confidence: float = 0.95) -> dict[str, Metric]:
+    """The latency metrics the agent computes from these samples: its own code (agents.summary), not a copy."""
+    out = {name: Metric.from_dict(m) for name, m in series_metrics("latency_ms", samples, "ms", confidence).items()}
+    out["throughput_per_s"] = Metric(1000.0 / float(np.mean(samples)), "1/s", len(samples))
     return out
 
 

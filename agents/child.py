@@ -1,0 +1,166 @@
+"""The model process (`python -m agents _child FD SPEC`): hash the artifact, load, warm up, measure, report.
+
+It imports only what a measurement needs: this module, spec/formats (the spec), procfs, loops/stats, and the
+one backend (and runtime) of the artifact's format. Events go to FD, one JSON line each.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+from agents.backends import ModelMismatch, import_failure, make_backend
+from agents.loops import adaptive_loop, timed_loop
+from agents.procfs import cpus, proc_status, reset_hwm
+from agents.protocol import Json, emit
+from agents.result import looks_like_oom
+from agents.spec import WorkloadSpec
+
+MIB = 1024.0 * 1024.0
+
+
+def _sha256_constructor() -> Any:
+    """The interpreter's built-in SHA-256 (no OpenSSL: hashlib's would add ~4 MiB to the model's memory)."""
+    for mod in ("_sha2", "_sha256"):  # 3.12+, older
+        try:
+            return getattr(__import__(mod), "sha256")
+        except (ImportError, AttributeError):
+            continue
+    import hashlib
+    return hashlib.sha256
+
+
+def file_sha256(path: str) -> str:
+    """sha256 of a file, read in 1 MiB blocks into one buffer."""
+    h = _sha256_constructor()()
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as fh:
+        while True:
+            n = fh.readinto(buf)
+            if not n:
+                break
+            h.update(view[:n])
+    return str(h.hexdigest())
+
+
+def _die_with_agent() -> None:
+    """Linux: have the kernel SIGKILL this model process if the agent dies (even by SIGKILL): no orphans."""
+    try:
+        import ctypes  # the runtimes' numpy imports it anyway
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except Exception:
+        return
+    agent = os.environ.get("EDGEFARM_AGENT_PID", "")
+    if agent.isdigit() and os.getppid() != int(agent):  # the agent was gone before the prctl
+        os._exit(1)
+
+
+def child_main(fd: int, raw_spec: str) -> int:
+    _die_with_agent()
+    out = os.fdopen(fd, "w")
+    import json
+    spec = WorkloadSpec.from_dict(json.loads(raw_spec))  # the agent validated it; this only types it
+    fmt = spec.format or ""
+    found: Json = {}
+
+    def phase(name: str) -> None:
+        emit({"event": "phase", "phase": name, "t": time.monotonic(), "wall": time.time(),
+              "cpu": time.process_time()}, out)
+
+    def progress(runs: int, elapsed: float, eta: Optional[float]) -> None:
+        emit({"event": "progress", "phase": "measure", "runs": runs, "elapsed_s": round(elapsed, 3),
+              "eta_s": None if eta is None else round(max(0.0, eta), 3)}, out)
+
+    def finish(status: str, message: Optional[str], **kw: Any) -> int:
+        emit(dict({"event": "child_result", "status": status, "message": message}, **dict(found, **kw)), out)
+        # Skip interpreter and runtime teardown: nothing is measured after this, and a runtime that
+        # crashes in its destructors must not turn a finished measurement into a crash.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+    try:
+        if spec.pin_cpus:
+            try:
+                os.sched_setaffinity(0, set(spec.pin_cpus))
+            except (OSError, AttributeError) as e:
+                return finish("error", "pin_cpus %s: cannot pin the model process (%s); CPUs here: %s"
+                              % (spec.pin_cpus, e, cpus()))
+        # The bytes about to be loaded, hashed before the runtime sees them and outside any timed region.
+        found["artifact_sha256"] = got = file_sha256(spec.artifact)
+        if spec.artifact_sha256 is not None and got != spec.artifact_sha256:
+            return finish("error", "%s: artifact sha256 mismatch: expected %s, the file on the device has %s "
+                          "(changed after it was staged); not measured" % (spec.artifact, spec.artifact_sha256, got))
+        if spec.rlimit_as_mib is not None:
+            import resource
+            lim = int(spec.rlimit_as_mib * MIB)
+            resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
+        try:
+            backend = make_backend(spec)
+        except ImportError as e:
+            return finish(*import_failure(fmt, e, spec.rlimit_as_mib))
+        raw: Json = {}
+        samples: Dict[str, List[float]] = {}
+        before = proc_status()
+        phase("load")
+        t0 = time.perf_counter()
+        backend.load()
+        raw["load_time_ms"] = (time.perf_counter() - t0) * 1e3
+        after = proc_status()
+        if "VmRSS" in before and "VmRSS" in after:
+            raw["load_footprint_mib"] = after["VmRSS"] - before["VmRSS"]
+        raw["peak_rss_load_mib"] = after.get("VmHWM")
+        raw["hwm_reset"] = spec.reset_hwm and "VmHWM" in after and reset_hwm()
+        backend.prepare()
+        found["input_shapes"] = backend.input_shapes
+        phase("first")
+        t0 = time.perf_counter()
+        backend.run_once()
+        raw["first_inference_ms"] = (time.perf_counter() - t0) * 1e3
+        phase("warmup")
+        timed_loop(backend.run_once, spec.warmup_runs, spec.warmup_min_s, spec.max_s)
+        phase("measure")
+        runs = spec.gguf.repetitions if fmt == "gguf" else spec.min_runs
+        backend.recording = True
+        ad = spec.adaptive
+        if ad is not None:
+            lat, wall, stopping = adaptive_loop(backend.run_once, runs, spec.min_s, spec.max_s, ad.percentiles,
+                                                ad.rel_width, spec.confidence, max_runs=max(runs, spec.max_runs),
+                                                progress=progress)
+        else:
+            lat, wall = timed_loop(backend.run_once, runs, spec.min_s, spec.max_s, max(runs, spec.max_runs),
+                                   progress=progress)
+            met = len(lat) >= runs and wall >= spec.min_s
+            capped = not met and len(lat) >= spec.max_runs
+            stopping = {"stop_reason": "max_runs" if capped else "min_runs_and_min_s" if met else "max_s",
+                        "runs": len(lat), "seconds": round(wall, 4), "adaptive": False}
+        phase("done")
+        samples["latency_ms"] = [round(x, 6) for x in lat]
+        for k, v in backend.samples.items():
+            samples[k] = [round(x, 6) for x in v]
+        # Samples go out before the last VmHWM read, so the peak covers their encoding too and the
+        # figure stays comparable with wait4()'s ru_maxrss.
+        emit({"event": "child_samples", "samples": samples}, out)
+        end = proc_status()
+        raw["throughput_per_s"] = len(lat) / wall if wall > 0 else None
+        raw["rss_anon_mib"], raw["rss_file_mib"] = end.get("RssAnon"), end.get("RssFile")
+        if raw["hwm_reset"]:
+            raw["peak_rss_inference_mib"] = end.get("VmHWM")
+            raw["peak_rss_mib"] = max(end.get("VmHWM", 0.0), raw["peak_rss_load_mib"] or 0.0)
+        else:
+            raw["peak_rss_mib"] = end.get("VmHWM")
+        return finish("ok", None, raw=raw, runtime=backend.runtime, stopping=stopping)
+    except MemoryError as e:
+        return finish("oom", "MemoryError: %s" % e)
+    except ModelMismatch as e:
+        return finish("error", "%s: %s" % (spec.artifact, e))
+    except Exception as e:  # a runtime raised: report it, the parent maps allocation failures to oom
+        msg = "%s: %s" % (type(e).__name__, e)
+        return finish("oom" if looks_like_oom(msg) else "error", msg[:2000])
+
+

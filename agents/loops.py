@@ -1,0 +1,86 @@
+"""Timing loops. The timed region (t0..t1) holds the model call and nothing else: bookkeeping, interval checks
+and progress events happen between runs, after t1 is read.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from agents.protocol import Json, finite
+from agents.stats import min_samples_for_percentile, mlperf_min_queries, percentile_rel_width
+
+Progress = Callable[[int, float, Optional[float]], None]  # (runs, elapsed s, eta s or None)
+PROGRESS_EVERY_S = 0.25  # at most ~4 progress events a second
+
+
+def timed_loop(fn: Callable[[], None], min_runs: int, min_s: float, max_s: float,
+               max_runs: int = 10 ** 9, progress: Optional[Progress] = None) -> Tuple[List[float], float]:
+    """Run fn until both min_runs and min_s are met, or max_s has passed, or max_runs were made (a sub-
+    microsecond model would otherwise make hundreds of thousands of samples a second); (latencies ms, wall s)."""
+    pc = time.perf_counter
+    lat: List[float] = []
+    start = pc()
+    next_report = start + PROGRESS_EVERY_S
+    while True:
+        t0 = pc()
+        fn()
+        t1 = pc()
+        lat.append((t1 - t0) * 1e3)
+        el = t1 - start
+        if (len(lat) >= min_runs and el >= min_s) or el >= max_s or len(lat) >= max_runs:
+            return lat, el
+        if progress is not None and t1 >= next_report:
+            need_runs = (min_runs - len(lat)) * el / len(lat)
+            progress(len(lat), el, min(max_s - el, max(min_s - el, need_runs, 0.0)))
+            next_report = t1 + PROGRESS_EVERY_S
+
+
+def adaptive_loop(fn: Callable[[], None], min_runs: int, min_s: float, max_s: float, percentiles: Sequence[float],
+                  rel_width: float, confidence: float, clock: Callable[[], float] = time.perf_counter,
+                  max_runs: int = 10 ** 9, progress: Optional[Progress] = None) -> Tuple[List[float], float, Json]:
+    """Run fn until every target percentile's interval is narrower than rel_width x its value and n has reached
+    its floor (and min_runs and min_s are met), or max_s has passed; (latencies in ms, wall s, stopping).
+
+    The interval is checked every max(16, n/10) runs, past the timed region: the new runs are appended to a
+    sorted copy and re-sorted (timsort merges the sorted run in linear time), then the binomial ranks are read.
+    """
+    floors = {p: max(mlperf_min_queries(p / 100.0), min_samples_for_percentile(p / 100.0, confidence))
+              for p in percentiles}
+    pc = clock
+    lat: List[float] = []
+    srt: List[float] = []
+    widths: Dict[float, Optional[float]] = {}
+    next_check, checks, reason = max(16, min_runs, max(floors.values())), 0, "max_s"
+    start = pc()
+    next_report = start + PROGRESS_EVERY_S
+    while True:
+        t0 = pc()
+        fn()
+        t1 = pc()
+        lat.append((t1 - t0) * 1e3)
+        el = t1 - start
+        if el >= max_s:
+            break
+        if len(lat) >= max_runs:
+            reason = "max_runs"
+            break
+        if len(lat) >= next_check and el >= min_s:
+            srt.extend(lat[len(srt):])
+            srt.sort()
+            checks += 1
+            widths = {p: percentile_rel_width(srt, p, confidence) for p in percentiles}
+            if all(w is not None and w <= rel_width for w in widths.values()):
+                reason = "ci_width"
+                break
+            next_check = len(lat) + max(16, len(lat) // 10)
+        if progress is not None and t1 >= next_report:
+            progress(len(lat), el, None)
+            next_report = t1 + PROGRESS_EVERY_S
+    if len(srt) != len(lat):
+        srt = sorted(lat)
+        widths = {p: percentile_rel_width(srt, p, confidence) for p in percentiles}
+    return lat, el, {"stop_reason": reason, "runs": len(lat), "seconds": round(el, 4), "checks": checks,
+                     "adaptive": True, "percentiles": list(percentiles), "rel_width": rel_width,
+                     "confidence": confidence, "floors": {"p%g" % p: floors[p] for p in percentiles},
+                     "rel_widths": {"p%g" % p: finite(w, 6) for p, w in widths.items()}}

@@ -1,0 +1,240 @@
+"""WorkloadSpec: what the agent is asked to measure. Its defaults are the only defaults (harness imports them).
+
+Strict: an unknown key, a wrong type (a bool is not a number), a NaN or infinite number, or a value out of
+range is a SpecError naming the key. `to_dict` gives every key (defaults filled): the agent echoes it in its
+result, and the record stores that echo as its `workload`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import dataclass, field, fields
+from typing import Any, Dict, List, Optional
+
+from agents.formats import FORMATS
+from agents.protocol import Json
+
+
+class SpecError(Exception):
+    """The spec is malformed: the agent prints an error event and exits 2."""
+
+
+@dataclass
+class GgufSpec:
+    """A request: prompt_tokens evaluated as one batch, then new_tokens decoded one at a time."""
+
+    prompt_tokens: int = 64
+    new_tokens: int = 64
+    repetitions: int = 5  # requests measured (plays the part of min_runs)
+    n_ctx: int = 512
+    prompt: Optional[str] = None  # null: BOS then seeded random token ids (llama-bench style)
+
+
+@dataclass
+class AdaptiveSpec:
+    """Measure until every listed percentile's interval is narrower than rel_width x its value."""
+
+    percentiles: List[float] = field(default_factory=lambda: [95.0])
+    rel_width: float = 0.05
+
+
+@dataclass
+class WorkloadSpec:
+    """Run control for one artifact (agents/README.md, "Spec")."""
+
+    artifact: str = ""
+    format: Optional[str] = None
+    artifact_sha256: Optional[str] = None  # expected: the model process refuses other bytes
+    warmup_runs: int = 1
+    warmup_min_s: float = 0.5
+    min_runs: int = 50
+    min_s: float = 1.0
+    max_s: float = 150.0
+    max_runs: int = 20000  # bound on samples for sub-millisecond models
+    threads: Optional[int] = None
+    seed: int = 0
+    timeout_s: float = 900.0
+    pin_cpus: Optional[List[int]] = None
+    rlimit_as_mib: Optional[float] = None
+    dynamic_dims: Dict[str, int] = field(default_factory=dict)
+    input_shapes: Dict[str, List[int]] = field(default_factory=dict)
+    confidence: float = 0.95
+    reset_hwm: bool = True
+    gguf: GgufSpec = field(default_factory=GgufSpec)
+    adaptive: Optional[AdaptiveSpec] = None
+
+    def to_dict(self) -> Json:
+        """Every key, defaults filled, as JSON-ready values."""
+        out: Json = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, (GgufSpec, AdaptiveSpec)):
+                v = {g.name: _copy(getattr(v, g.name)) for g in fields(v)}
+            out[f.name] = _copy(v)
+        return out
+
+    @classmethod
+    def from_dict(cls, given: Any, where: str = "spec") -> "WorkloadSpec":
+        """Validated spec from a JSON object; SpecError naming the key otherwise."""
+        vals = _typed(given, cls, where)
+        g = vals.get("gguf")
+        vals["gguf"] = GgufSpec(**_typed(g, GgufSpec, where + ".gguf")) if g is not None else GgufSpec()
+        a = vals.get("adaptive")
+        vals["adaptive"] = None if a is None else AdaptiveSpec(**_typed(a, AdaptiveSpec, where + ".adaptive"))
+        spec = cls(**vals)
+        spec.check(where)
+        return spec
+
+    def check(self, where: str = "spec") -> None:
+        """Ranges and cross-field rules (types were checked by from_dict)."""
+        def bad(key: str, why: str) -> SpecError:
+            return SpecError("%s.%s: %s" % (where, key, why))
+
+        if not self.artifact:
+            raise bad("artifact", "missing (path of the model file on this device)")
+        if self.format is not None and self.format not in FORMATS:
+            raise bad("format", "%r is not one of %s or null" % (self.format, ", ".join(FORMATS)))
+        sha = self.artifact_sha256
+        if sha is not None and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
+            raise bad("artifact_sha256", "expected 64 lowercase hex digits, got %r" % sha)
+        if not 0.5 <= self.confidence < 1.0:
+            raise bad("confidence", "%r must be in [0.5, 1)" % self.confidence)
+        for k in ("warmup_runs", "min_runs", "seed", "warmup_min_s", "min_s"):
+            if getattr(self, k) < 0:
+                raise bad(k, "must be >= 0, got %r" % getattr(self, k))
+        for k in ("max_runs", "max_s", "timeout_s"):
+            if getattr(self, k) <= 0:
+                raise bad(k, "must be > 0, got %r" % getattr(self, k))
+        if self.threads is not None and self.threads < 1:
+            raise bad("threads", "must be >= 1 or null (the runtime's default)")
+        if self.rlimit_as_mib is not None and self.rlimit_as_mib <= 0:
+            raise bad("rlimit_as_mib", "must be > 0 or null")
+        if self.pin_cpus is not None and (not self.pin_cpus or min(self.pin_cpus) < 0):
+            raise bad("pin_cpus", "expected a non-empty list of CPU numbers >= 0, or null")
+        for name, v in self.dynamic_dims.items():
+            if v < 1:
+                raise bad("dynamic_dims." + name, "expected a positive int, got %r" % v)
+        for name, shape in self.input_shapes.items():
+            if any(d < 1 for d in shape):
+                raise bad("input_shapes." + name, "expected a list of positive ints, got %r" % shape)
+        g = self.gguf
+        if g.prompt_tokens < 1 or g.new_tokens < 2 or g.repetitions < 1:
+            raise SpecError("%s.gguf: prompt_tokens >= 1, new_tokens >= 2 and repetitions >= 1 are required" % where)
+        if g.prompt_tokens + g.new_tokens > g.n_ctx:
+            raise SpecError("%s.gguf: prompt_tokens + new_tokens (%d) exceeds n_ctx (%d)"
+                            % (where, g.prompt_tokens + g.new_tokens, g.n_ctx))
+        a = self.adaptive
+        if a is not None:
+            if not a.percentiles or not all(0 < p < 100 for p in a.percentiles):
+                raise SpecError("%s.adaptive.percentiles: expected a non-empty list of percentiles in (0, 100)" % where)
+            if a.rel_width <= 0:
+                raise SpecError("%s.adaptive.rel_width: must be > 0 (e.g. 0.05: interval width 5%% of the value)"
+                                % where)
+
+
+DEFAULTS = WorkloadSpec()  # the defaults, for the harness (profiles) to import
+GGUF_DEFAULTS = GgufSpec()
+ADAPTIVE_DEFAULTS = AdaptiveSpec()
+
+# key -> (kind, null allowed); kinds are checked by _value
+_KINDS: Dict[str, Any] = {
+    "artifact": ("str", False), "format": ("str", True), "artifact_sha256": ("str", True),
+    "warmup_runs": ("int", False), "warmup_min_s": ("num", False), "min_runs": ("int", False),
+    "min_s": ("num", False), "max_s": ("num", False), "max_runs": ("int", False), "threads": ("int", True),
+    "seed": ("int", False), "timeout_s": ("num", False), "pin_cpus": ("ints", True), "rlimit_as_mib": ("num", True),
+    "dynamic_dims": ("dims", False), "input_shapes": ("shapes", False), "confidence": ("num", False),
+    "reset_hwm": ("bool", False), "gguf": ("obj", True), "adaptive": ("obj", True),
+    "prompt_tokens": ("int", False), "new_tokens": ("int", False), "repetitions": ("int", False),
+    "n_ctx": ("int", False), "prompt": ("str", True), "percentiles": ("nums", False), "rel_width": ("num", False),
+}
+_EXPECT = {"str": "a string", "int": "an integer", "num": "a finite number", "bool": "true or false",
+           "ints": "a list of integers", "nums": "a list of finite numbers", "dims": "an object of name: integer",
+           "shapes": "an object of name: list of integers", "obj": "an object"}
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+
+def _value(kind: str, v: Any) -> bool:
+    if kind == "str":
+        return isinstance(v, str)
+    if kind == "int":
+        return _is_int(v)
+    if kind == "num":
+        return _is_num(v)
+    if kind == "bool":
+        return isinstance(v, bool)
+    if kind in ("ints", "nums"):
+        return isinstance(v, list) and all((_is_int if kind == "ints" else _is_num)(x) for x in v)
+    if kind == "dims":
+        return isinstance(v, dict) and all(_is_int(x) for x in v.values())
+    if kind == "shapes":
+        return isinstance(v, dict) and all(_value("ints", x) for x in v.values())
+    return isinstance(v, dict)
+
+
+def _typed(given: Any, cls: Any, where: str) -> Dict[str, Any]:
+    if not isinstance(given, dict):
+        raise SpecError("%s: expected a JSON object, got %s" % (where, type(given).__name__))
+    known = [f.name for f in fields(cls)]
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise SpecError("%s: unknown key(s) %s; known: %s" % (where, ", ".join(unknown), ", ".join(sorted(known))))
+    out: Dict[str, Any] = {}
+    for k, v in given.items():
+        kind, nullable = _KINDS[k]
+        if v is None and nullable:
+            out[k] = None
+            continue
+        if kind in ("dims", "shapes") and isinstance(v, dict):  # name the entry at fault
+            for name, x in v.items():
+                if not _value("int" if kind == "dims" else "ints", x):
+                    raise SpecError("%s.%s.%s: expected %s, got %s" % (
+                        where, k, name, "a positive integer" if kind == "dims" else "a list of positive integers",
+                        _show(x)))
+        if not _value(kind, v):
+            nan = isinstance(v, float) and not math.isfinite(v)
+            raise SpecError("%s.%s: expected %s%s, got %s" % (where, k, _EXPECT[kind], " or null" if nullable else "",
+                                                            repr(v) if nan else _show(v)))
+        out[k] = float(v) if kind == "num" else [float(x) for x in v] if kind == "nums" else _copy(v)
+    return out
+
+
+def _show(v: Any) -> str:
+    try:
+        return json.dumps(v)[:80]
+    except ValueError:
+        return repr(v)[:80]
+
+
+def _copy(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _copy(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_copy(x) for x in v]
+    return v
+
+
+def parse_spec(raw: str) -> WorkloadSpec:
+    """Spec from a JSON string, a file path, or `-` (stdin); validated, with defaults filled in."""
+    text = raw
+    if raw == "-":
+        text = sys.stdin.read()
+    elif not raw.lstrip().startswith("{"):
+        try:
+            with open(raw) as fh:
+                text = fh.read()
+        except OSError as e:
+            raise SpecError("spec %s: cannot read (%s)" % (raw, e.strerror or e)) from None
+    try:
+        given = json.loads(text)
+    except ValueError as e:
+        raise SpecError("spec is not valid JSON: %s" % e) from None
+    return WorkloadSpec.from_dict(given)
