@@ -268,13 +268,17 @@ class Estimate(NamedTuple):
     note: Optional[str]
 
 
-def estimate(kind: str, run_order: Sequence[float], p: float, confidence: float) -> Estimate:
-    """The statistic `kind` (quantile at p, mean, rate) of samples given in run order: the one definition."""
+def estimate(kind: str, run_order: Sequence[float], p: float, confidence: float,
+             dependence: bool = True) -> Estimate:
+    """The statistic `kind` (quantile at p, mean, rate) of samples given in run order: the one definition.
+
+    dependence=False for a series whose run order is a design, not noise (per-token latencies: their trend
+    with the position in a request would read as serial dependence)."""
     xs = [float(x) for x in run_order if math.isfinite(x)]
     n = len(xs)
     if n == 0:
         return Estimate(None, None, 0, 0, None, "no samples")
-    m = effective_n(xs, kind, p)
+    m = effective_n(xs, kind, p) if dependence else n
     dep = "" if m == n else " (effective n=%d: serially dependent samples)" % m
     if kind == "quantile":
         s = sorted(xs)

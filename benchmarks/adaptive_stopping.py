@@ -36,7 +36,7 @@ from agents.stats import percentile_rel_width  # noqa: E402  (the width the agen
 
 
 def run_agent(spec: dict[str, Any]) -> dict[str, Any]:
-    """One `agent.py run` (the real agent, its model in a child process); the result event."""
+    """One `python -m agents run` (the real agent, its model in a child process); the result event."""
     p = subprocess.run([*AGENT, "run", json.dumps(spec)], capture_output=True, text=True, env=AGENT_ENV,
                        timeout=float(spec["timeout_s"]) + 60)
     for line in reversed(p.stdout.splitlines()):

@@ -144,3 +144,21 @@ def test_dynamic_dims_or_inputs_the_model_lacks_are_named(tiny_samples: dict[str
     assert "dynamic_dims: 'sequence' not in this model; it has: " in res["message"] and "seq" in res["message"]
     res = run_spec(tiny_samples["tflite"], input_shapes={"pixels": [1, 4]}, min_runs=5, min_s=0.0).result
     assert res["status"] == "error" and "input_shapes: 'pixels' not in this model; it has: " in res["message"]
+
+
+def test_the_model_process_imports_only_what_it_needs() -> None:
+    """What `python -m agents _child` imports before the runtime: no supervisor, fingerprint, statistics
+    summary, subprocess or OpenSSL (hashlib) - their memory would be counted in the model's figures."""
+    code = ("import json, sys\n"
+            "import agents.child, agents.backends.tflite\n"
+            "print(json.dumps(sorted(sys.modules)))\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    mods = set(json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                                         check=True).stdout))
+    assert {"agents.child", "agents.spec", "agents.loops", "agents.stats", "agents.procfs"} <= mods
+    assert not mods & {"agents.supervisor", "agents.fingerprint", "agents.summary", "agents.backends.onnx",
+                       "agents.backends.gguf", "subprocess", "hashlib", "_hashlib", "numpy"}
+    from agents.child import file_sha256
+
+    path = ROOT / "agents" / "child.py"
+    assert file_sha256(str(path)) == hashlib.sha256(path.read_bytes()).hexdigest()

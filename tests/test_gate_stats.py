@@ -120,6 +120,10 @@ def test_agent_and_gate_give_identical_intervals_on_random_samples() -> None:
         rate_est = Estimator("decode_tokens_per_s", "rate")
         gate_rate = interval(rate_est, np.sort(np.asarray(rates)), conf, inflation(np.asarray(rates), rate_est))
         assert same(gate_rate, r["ci"]) and (r["ci"] is None or gate_rate[0] > 0)
+        itl = series_metrics("itl_ms", xs, "ms", conf)["itl_ms_p90"]  # per-token: no effective n, on both sides
+        itl_est = Estimator("itl_ms", "quantile", 0.9)
+        assert inflation(np.asarray(xs), itl_est) == 1.0
+        assert same(interval(itl_est, sorted_x, conf, 1.0), itl["ci"])
     assert checked > 150
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from harness.gate.model import Cell
-from harness.gate.synthetic import make_record
+from synthetic import make_record
 from harness.records import Metric
 from harness.reports.charts import cell_charts, memory_svg
 from harness.reports.charts_device import pareto_svg, thermal_svg

@@ -10,7 +10,7 @@ import pytest
 
 from harness.cli import main
 from harness.gate.compare import SEVERITY, compare, compare_exit, fmt_p
-from harness.gate.synthetic import latency_samples, make_record
+from synthetic import latency_samples, make_record
 from harness.records import JsonlWriter, Metric, Record
 
 RESULTS = Path(__file__).parent / "fixtures" / "results"

@@ -101,7 +101,7 @@ AXIS = re.compile(r'<g class="([xy])-axis" data-label="([^"]*)" data-min="([^"]*
 
 def _decades_run(tmp_path: Path) -> tuple[list[Record], list[Record]]:
     """A TFLite-like cell whose latencies span two decades (0.03-3 ms), and its baseline; plus the fixtures'."""
-    from harness.gate.synthetic import make_record
+    from synthetic import make_record
 
     rng = np.random.default_rng(11)
     fast = list(np.exp(rng.normal(np.log(0.045), 0.25, 1500)))

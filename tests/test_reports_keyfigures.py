@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from harness.gate import evaluate, load_policy
-from harness.gate.synthetic import latency_samples, make_record
+from synthetic import latency_samples, make_record
 from harness.records import Metric, Record, load_run
 from harness.reports import render
 from harness.reports.keyfigures import COLUMNS, OUT_FORMATS, key_rows, render_records, render_rows

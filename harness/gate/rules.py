@@ -136,7 +136,8 @@ def _unmeasured(base: RuleResult, fig: Figure, cfg: StatsConfig) -> RuleResult:
     if fig.note:
         base.outcome, base.reason = "inconclusive", f"{fig.metric} not claimed: {fig.note}"
         if fig.est is not None and fig.est.kind == "quantile":
-            base.more_samples = max(1, min_n_for_bounded(fig.est.p, cfg.confidence) - (fig.n or 0))
+            n = fig.n or 0
+            base.more_samples = max(1, min_n_for_bounded(fig.est.p, cfg.confidence, n, fig.infl) - n)
             base.reason += f"; ~{base.more_samples} more samples would allow a claim"
         return base
     base.outcome, base.reason = "skipped", f"{fig.metric} was not measured on this run"
@@ -182,7 +183,7 @@ def judge_budget(rec: Record, metric: str, limit: float, rule: str, source: str,
         res.outcome, res.bound = "inconclusive", near
         n = fig.n or 0
         if math.isinf(near) and fig.est is not None and fig.est.kind == "quantile":
-            res.more_samples = max(1, min_n_for_bounded(fig.est.p, cfg.confidence) - n)
+            res.more_samples = max(1, min_n_for_bounded(fig.est.p, cfg.confidence, n, fig.infl) - n)
         else:
             half = (hi - lo) / 2.0 if math.isfinite(hi - lo) else math.inf
             res.more_samples = samples_to_decide(n, half, abs(v - limit))

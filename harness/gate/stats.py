@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from agents import stats as one
-from agents.summary import SELF_SERIES
+from agents.summary import ORDERED_BY_DESIGN, SELF_SERIES
 from harness.metrics import METRICS
 
 FloatArray = npt.NDArray[np.float64]
@@ -75,6 +75,8 @@ def inflation(run_order: FloatArray, est: Estimator | None = None) -> float:
     """Variance inflation n / n_eff of a series in run order for the estimator's statistic (agents.stats.
     effective_n; a mean's without one); 1.0 when independent."""
     n = len(run_order)
+    if est is not None and est.series in ORDERED_BY_DESIGN:
+        return 1.0
     m = one.effective_n(run_order.tolist(), est.kind if est else "mean", est.p if est else 0.5)
     return n / m if 0 < m < n else 1.0
 
@@ -92,9 +94,10 @@ def interval(est: Estimator, sorted_x: FloatArray, confidence: float, infl: floa
     return ci if ci is not None else (-math.inf, math.inf)
 
 
-def min_n_for_bounded(p: float, confidence: float) -> int:
-    """Fewest samples whose order-statistic interval for the p-quantile is bounded (agents.stats)."""
-    return one.min_samples_for_percentile(p, confidence)
+def min_n_for_bounded(p: float, confidence: float, n: int = 0, infl: float = 1.0) -> int:
+    """Fewest samples whose order-statistic interval for the p-quantile is bounded (agents.stats), scaled up
+    by the inflation of serially dependent samples: the count the agent's note names."""
+    return one.min_claimable(p, confidence, n, int(round(n / infl)) if infl > 1.0 and n else None)
 
 
 def bootstrap_draws(est: Estimator, sorted_x: FloatArray, b: int, rng: np.random.Generator,
