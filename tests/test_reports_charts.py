@@ -109,3 +109,31 @@ def test_sweep_page_from_a_file(tmp_path: Path) -> None:
     assert "peak resident memory on the device (MiB)" in page
     (tmp_path / "bad.json").write_text('{"schema": "other"}')
     assert main([str(tmp_path / "bad.json")]) == 2
+
+
+def test_trend_from_the_history_store(tmp_path: Path) -> None:
+    """A real SQLite history store, 12 nights, a 30% slowdown from night 7: the chart marks the change point."""
+    from harness.gate.synthetic import latency_samples
+    from harness.reports.charts_device import trend_svg
+
+    from harness.history.db import parse_url
+    from harness.history.ingest import read_run
+    from harness.history.store import Store
+    from harness.history.trend import trend
+    from harness.records import JsonlWriter
+
+    rng = np.random.default_rng(4)
+    store = Store(parse_url(str(tmp_path / "h.db")))
+    for night in range(12):
+        slow = 1.3 if night >= 7 else 1.0
+        rec = make_record(run_id=f"n{night:02d}", samples=latency_samples(rng, 400, 20.0 * slow),
+                          started_at=f"2026-11-{night + 1:02d}T02:00:00.000000Z")
+        with JsonlWriter(tmp_path / rec.run_id / "results.jsonl") as w:
+            w.write(rec)
+        store.ingest(read_run(tmp_path / rec.run_id))
+    t = trend(store, "local", "student-int8", "latency_ms_p95").to_dict()
+    svg = trend_svg(t)
+    assert svg.count('class="dot"') == 12 and svg.count('class="ci"') == 12
+    cps = re.findall(r'data-mark="change-point" data-value="(\d+)"', svg)
+    assert cps == [str(c["index"]) for c in t["change_points"]] and "7" in cps
+    assert "regression +" in svg

@@ -1,7 +1,5 @@
-"""Charts beyond one run's samples: thermal and CPU-frequency traces, and the distill sweep's Pareto front.
-
-Extension point for trends across runs (the history store): a function that takes a series of
-(time, value, run id) and change points and returns `svg.chart("trend-...", ...)` fits beside these.
+"""Charts beyond one run's samples: thermal and CPU-frequency traces, trends across runs (from the history
+store's Trend.to_dict()), and the distill sweep's Pareto front.
 """
 
 from __future__ import annotations
@@ -121,3 +119,40 @@ def pareto_svg(sweep: dict[str, Any]) -> str:
            f"{xunit.split(' (')[0]}. Larger dots on the staircase are the Pareto front ({len(on)} points): no other "
            "point is both smaller and better.")
     return chart("pareto", x, y, xunit + (", log scale" if log else ""), ym.replace("_", " "), body, cap)
+
+
+def trend_svg(trend: dict[str, Any]) -> str:
+    """One metric across runs (harness.history.trend.Trend.to_dict()): values with intervals, change points."""
+    pts = [p for p in trend.get("points") or [] if isinstance(p, dict) and isinstance(p.get("value"), (int, float))]
+    if len(pts) < 2:
+        return ""
+    metric, unit = str(trend.get("metric") or "value"), str(trend.get("unit") or "")
+    vals = [float(p["value"]) for p in pts]
+    cis = [p["ci"] if isinstance(p.get("ci"), list) and len(p["ci"]) == 2 else None for p in pts]
+    lows = [float(c[0]) for c in cis if c is not None and all(isinstance(v, (int, float)) for v in c)]
+    highs = [float(c[1]) for c in cis if c is not None and all(isinstance(v, (int, float)) for v in c)]
+    lo, hi = min(vals + lows), max(vals + highs)
+    x = Scale(0.5, len(pts) + 0.5, 58, 520 - 14, integer=True)
+    pad = (hi - lo) * 0.08 or abs(hi) * 0.05 or 1.0
+    y = y_scale(max(lo - pad, 0.0) if lo >= 0 else lo - pad, hi + pad)
+    body = []
+    for i, c in enumerate(cis, 1):
+        if c is not None and all(isinstance(v, (int, float)) for v in c):
+            body.append(f'<line x1="{x(i):.1f}" y1="{y(float(c[0])):.1f}" x2="{x(i):.1f}" y2="{y(float(c[1])):.1f}" '
+                        'class="ci"/>')
+    body.append(polyline([x(i) for i in range(1, len(pts) + 1)], [y(v) for v in vals], "trend"))
+    body.extend(f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="2.5" class="dot"><title>{h(p.get("run_id"))}: '
+                f'{num(v)} {h(unit)}</title></circle>' for i, (v, p) in enumerate(zip(vals, pts), 1))
+    cps = [c for c in trend.get("change_points") or [] if isinstance(c, dict) and isinstance(c.get("index"), int)]
+    for c in cps:
+        at = x(c["index"] + 0.5)  # the level changed between run index-1 and index (0-based): between the dots
+        pct = c.get("change_pct")
+        label = f"{c.get('kind', 'change')} {pct:+.1f}%" if isinstance(pct, (int, float)) else "change"
+        body.append(f'<g class="mark-g" data-mark="change-point" data-value="{c["index"]}"><line x1="{at:.1f}" '
+                    f'y1="{y.b:.1f}" x2="{at:.1f}" y2="{y.a:.1f}" class="mark-budget"/><text x="{at + 3:.1f}" '
+                    f'y="{y.b + 10:.1f}" class="lbl">{h(label)}</text></g>')
+    first, last = pts[0].get("started_at", "?"), pts[-1].get("started_at", "?")
+    cap = (f"{metric} of {trend.get('device')} x {trend.get('artifact')} over {len(pts)} runs "
+           f"({first} to {last}); bars: each run's confidence interval where it has one; red lines: change points "
+           f"found by the history store (E-Divisive means), {len(cps)} here.")
+    return chart("trend", x, y, "run (oldest first)", f"{metric.replace('_', ' ')} ({unit or 'value'})", body, cap)

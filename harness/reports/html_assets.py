@@ -81,7 +81,7 @@ stroke-dasharray:4 2}.chart .hwm{stroke:#1565c0;stroke-width:2.5}.chart .dot{fil
 .chart .rate-pp-dot{fill:#6a1b9a}.chart .rate-tg-dot{fill:#2e7d32}
 .chart .temp{fill:none;stroke:#d84315;stroke-width:1.6}.chart .freq{fill:none;stroke:#1565c0;stroke-width:1.6}
 .chart .throttled{fill:#ffcdd2;opacity:.6}.chart .front{fill:none;stroke:#2e7d32;stroke-width:1.5}
-.chart .pt{fill:#90a4ae}.chart .pt-front{fill:#2e7d32}
+.chart .pt{fill:#90a4ae}.chart .trend{fill:none;stroke:#1565c0;stroke-width:1.4}.chart .ci{stroke:#90a4ae}.chart .pt-front{fill:#2e7d32}
 ul.kpis{margin:4px 0;padding-left:18px}
 .worst{margin:10px 0 14px;padding:8px 14px;background:#fff;border:1px solid var(--line)}
 .worst h2{font-size:14px;margin:2px 0 6px}.worst ol{margin:0;padding-left:22px}.worst li{margin:2px 0}
