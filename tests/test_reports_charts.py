@@ -113,7 +113,7 @@ def test_sweep_page_from_a_file(tmp_path: Path) -> None:
 
 def test_trend_from_the_history_store(tmp_path: Path) -> None:
     """A real SQLite history store, 12 nights, a 30% slowdown from night 7: the chart marks the change point."""
-    from harness.gate.synthetic import latency_samples
+    from synthetic import latency_samples
     from harness.reports.charts_device import trend_svg
 
     from harness.history.db import parse_url
