@@ -216,3 +216,47 @@ def test_a_session_removes_only_stale_partial_pushes(any_transport: Transport, t
     facts = t.facts()
     assert facts.reachable and facts.extra["stale_parts_removed"] == "1"
     assert not stale.exists() and live.exists() and mine.exists() and hidden.exists()
+
+
+@pytest.mark.parametrize("kind", ["ssh", "adb"])
+def test_a_push_cut_midway_leaves_a_partial_that_a_later_session_removes_once_stale(
+        kind: str, board_factory: BoardFactory, adb_server: adbd.AdbServer, phone_factory: DeviceFactory,
+        tmp_path: Path) -> None:
+    if kind == "ssh":
+        board = board_factory(netns=True)
+        netns, workdir = board.netns, board.workdir / "edgefarm"
+
+        def connect() -> Transport:
+            return ssh_transport(board, name="cut", keepalive_s=2.0)
+    else:
+        wifi = phone_factory(netns=True)
+        netns, workdir = wifi.netns, wifi.root / "edgefarm"
+
+        def connect() -> Transport:
+            return adb_transport(adb_server, wifi, name="cut", keepalive_s=2.0, connect_timeout_s=3.0)
+    assert netns is not None
+    src = tmp_path / "model.onnx"
+    src.write_bytes(os.urandom(256 * 2**20))
+    t = connect()
+    t.facts()
+
+    def cut(done: int, total: int) -> None:
+        if done > 8 * 2**20 and not cut.done:  # type: ignore[attr-defined]
+            cut.done = True  # type: ignore[attr-defined]
+            netns.link(False)  # type: ignore[union-attr]
+
+    cut.done = False  # type: ignore[attr-defined]
+    with pytest.raises(DeviceLost):
+        t.push(str(src), str(workdir / "9f86d081.onnx"), progress=cut)
+    t.close()
+    netns.link(True)
+    parts = [p for p in workdir.iterdir() if p.name.startswith(".9f86d081.onnx.part-")]
+    assert len(parts) == 1, sorted(p.name for p in workdir.iterdir())
+    again = connect()  # a later session: the partial is young, it may be someone's push in progress
+    assert again.facts().extra["stale_parts_removed"] == "0" and parts[0].exists()
+    again.close()
+    old = time.time() - 3600
+    os.utime(parts[0], (old, old))
+    later = connect()
+    assert later.facts().extra["stale_parts_removed"] == "1" and not parts[0].exists()
+    later.close()

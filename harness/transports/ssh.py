@@ -218,12 +218,14 @@ class SSHTransport(ShellDevice):
             self._put(sftp, local_path, tmp, size, progress)
             sftp.posix_rename(tmp, remote_path)
         except (paramiko.SSHException, EOFError, OSError) as e:
-            if not self.conn.alive():
+            # paramiko's EOFError is its transport giving up on the peer: lost, even before keepalives say so.
+            if isinstance(e, EOFError) or not self.conn.alive():
                 raise self.conn.lost(f"while pushing {local_path} to {remote_path}", None) from None
             try:
                 sftp.remove(tmp)
-            except OSError:
-                pass
+            except (paramiko.SSHException, EOFError, OSError):
+                if not self.conn.alive():
+                    raise self.conn.lost(f"while pushing {local_path} to {remote_path}", None) from None
             err = DeviceError(self.name, f"push of {local_path} to {remote_path} failed: {e}")
             raise self.failed_push(local_path, remote_path, size, err) from None
 
@@ -256,7 +258,7 @@ class SSHTransport(ShellDevice):
             os.replace(tmp, local_path)
         except (paramiko.SSHException, EOFError, OSError) as e:
             Path(tmp).unlink(missing_ok=True)
-            if not self.conn.alive():
+            if isinstance(e, EOFError) or not self.conn.alive():
                 raise self.conn.lost(f"while pulling {remote_path}", None) from None
             raise DeviceError(self.name, f"pull of {remote_path} failed: {e}") from None
 

@@ -160,6 +160,9 @@ class SSHConnection:
         return t is not None and t.is_active()
 
     def lost(self, what: str, argv: list[str] | None, stdout: str = "", stderr: str = "") -> DeviceLost:
+        """The error for a connection found dead; it is dropped, so the next call connects afresh."""
+        with self._lock:
+            self._drop()
         g = self.target
         return DeviceLost(g.device, f"connection to {g.host}:{g.port} lost {what}", argv=argv, stdout=stdout,
                           stderr=stderr)
