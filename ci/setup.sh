@@ -26,7 +26,7 @@ apt_install() {
 }
 
 apt_install cmake build-essential
-[ $TEST -eq 1 ] && apt_install openssh-server openssh-client chromium iproute2 adb shellcheck postgresql
+[ $TEST -eq 1 ] && apt_install openssh-server openssh-client chromium iproute2 adb shellcheck postgresql prometheus
 
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating $VENV with $($PY --version)"

@@ -16,6 +16,8 @@ COMMAND_MODULES = [
     "harness.commands.golden_cmd",
     "harness.commands.demo_cmd",
     "harness.commands.history_cmd",
+    "harness.commands.telemetry_cmd",
+    "harness.commands.drift_cmd",
 ]
 
 
