@@ -4,6 +4,7 @@ and asks detect.py for each metric's verdict."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from harness.telemetry.detect import (
@@ -42,6 +43,25 @@ class Context:
     lab: dict[tuple[str, str], LabFigure] = field(default_factory=dict)  # (device class, metric) -> figure
     scored: list[ScoredSample] = field(default_factory=list)
     behaviour_on: bool = False
+    # Each window's figures are computed once, however many later windows use it as a baseline
+    # (an exact binomial interval over thousands of requests is not free).
+    _figures: dict[tuple[str, str, float], Estimate] = field(default_factory=dict)
+    _sims: dict[tuple[str, float], list[float]] | None = None
+
+    def figure(self, metric: str, w: Window, read: Callable[[Window], Estimate]) -> Estimate:
+        k = (metric, w.device_class, w.end)
+        if k not in self._figures:
+            self._figures[k] = read(w)
+        return self._figures[k]
+
+    def sims(self, dc: str, w: Window) -> list[float]:
+        """Similarities of the samples that fell in window w (windows are aligned on multiples of their length)."""
+        if self._sims is None:
+            self._sims = {}
+            for s in self.scored:
+                start = math.floor(s.time / self.policy.window_s) * self.policy.window_s
+                self._sims.setdefault((s.device_class, start), []).append(s.similarity)
+        return self._sims.get((dc, w.start), [])
 
 
 def _insufficient(metric: str, dc: str, est: Estimate, key: str, why: str) -> Finding:
@@ -79,7 +99,7 @@ def evaluate_window(windows: list[Window], end: float, ctx: Context) -> WindowVe
         specs.append(("tokens_per_s", tokens_reader, "tok/s", False, tp.drift_ratio, tp.rollback_ratio,
                       tp.lab_drift_ratio, "tokens_per_s"))
         for metric, read, unit, higher_worse, dr, rr, lr, section in specs:
-            est = read(cur)
+            est = ctx.figure(metric, cur, read)
             if est.value is None:
                 if metric != "tokens_per_s":  # tokens/s only for models that generate
                     out.findings.append(_insufficient(metric, dc, est, "window.min_requests", est.note or "no data"))
@@ -88,7 +108,7 @@ def evaluate_window(windows: list[Window], end: float, ctx: Context) -> WindowVe
                 out.findings.append(_insufficient(metric, dc, est, "window.min_requests",
                                                   f"the window cannot bound {metric}: {est.note}"))
                 continue
-            f = ratio_vs_field(metric, dc, est, [read(b) for b in base], unit, higher_worse, dr, rr, section, pol)
+            f = ratio_vs_field(metric, dc, est, [ctx.figure(metric, b, read) for b in base], unit, higher_worse, dr, rr, section, pol)
             if f is not None:
                 out.findings.append(f)
             f = ratio_vs_lab(metric, dc, est, ctx.lab.get((dc, metric)), unit, higher_worse, lr, section)
@@ -96,10 +116,10 @@ def evaluate_window(windows: list[Window], end: float, ctx: Context) -> WindowVe
                 out.findings.append(f)
         out.findings.extend(oom_findings(dc, cur, base, pol))
         if ctx.behaviour_on:
-            sims = [s.similarity for s in ctx.scored if s.device_class == dc and cur.start <= s.time < cur.end]
+            sims = ctx.sims(dc, cur)
             base_means = []
             for b in base:
-                bs = [s.similarity for s in ctx.scored if s.device_class == dc and b.start <= s.time < b.end]
+                bs = ctx.sims(dc, b)
                 if len(bs) >= pol.behaviour.min_samples:
                     base_means.append(sum(bs) / len(bs))
             out.findings.append(behaviour_finding(dc, sims, base_means, pol))
