@@ -1,4 +1,4 @@
-"""Field estimates with intervals, built on the one statistics module (agents' order-statistic ranks).
+"""Field estimates with intervals, built on the one statistics module (agents/stats.py).
 
 - Percentiles from histogram bucket counts: the count of requests below the true p-quantile is
   Binomial(n, p), so the statistics module's distribution-free ranks (l, u) bound it among the order
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
-from agents.agent import mean_ci, quantile_ci_ranks
+from agents.stats import mean_ci, quantile_ci_ranks
 
 
 @dataclass(frozen=True)
