@@ -35,6 +35,8 @@ def _secs(s: float | None) -> str:
     if s is None:
         return "?"
     s = max(float(s), 0.0)
+    if s < 10:
+        return f"{s:.1f}s"
     return f"{s:.0f}s" if s < 90 else f"{int(s // 60)}m{int(s % 60):02d}s"
 
 
