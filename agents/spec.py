@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import math
 import sys
-from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Optional
 
+from agents.fields import Fields, _copy
 from agents.formats import FORMATS
 from agents.protocol import Json
 
@@ -21,8 +21,7 @@ class SpecError(Exception):
     """The spec is malformed: the agent prints an error event and exits 2."""
 
 
-@dataclass
-class GgufSpec:
+class GgufSpec(Fields):
     """A request: prompt_tokens evaluated as one batch, then new_tokens decoded one at a time."""
 
     prompt_tokens: int = 64
@@ -32,16 +31,14 @@ class GgufSpec:
     prompt: Optional[str] = None  # null: BOS then seeded random token ids (llama-bench style)
 
 
-@dataclass
-class AdaptiveSpec:
+class AdaptiveSpec(Fields):
     """Measure until every listed percentile's interval is narrower than rel_width x its value."""
 
-    percentiles: List[float] = field(default_factory=lambda: [95.0])
+    percentiles: List[float] = [95.0]  # (defaults are copied per instance)
     rel_width: float = 0.05
 
 
-@dataclass
-class WorkloadSpec:
+class WorkloadSpec(Fields):
     """Run control for one artifact (agents/README.md, "Spec")."""
 
     artifact: str = ""
@@ -58,22 +55,16 @@ class WorkloadSpec:
     timeout_s: float = 900.0
     pin_cpus: Optional[List[int]] = None
     rlimit_as_mib: Optional[float] = None
-    dynamic_dims: Dict[str, int] = field(default_factory=dict)
-    input_shapes: Dict[str, List[int]] = field(default_factory=dict)
+    dynamic_dims: Dict[str, int] = {}
+    input_shapes: Dict[str, List[int]] = {}
     confidence: float = 0.95
     reset_hwm: bool = True
-    gguf: GgufSpec = field(default_factory=GgufSpec)
+    gguf: GgufSpec = GgufSpec()
     adaptive: Optional[AdaptiveSpec] = None
 
     def to_dict(self) -> Json:
         """Every key, defaults filled, as JSON-ready values."""
-        out: Json = {}
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if isinstance(v, (GgufSpec, AdaptiveSpec)):
-                v = {g.name: _copy(getattr(v, g.name)) for g in fields(v)}
-            out[f.name] = _copy(v)
-        return out
+        return self.as_dict()
 
     @classmethod
     def from_dict(cls, given: Any, where: str = "spec") -> "WorkloadSpec":
@@ -183,7 +174,7 @@ def _value(kind: str, v: Any) -> bool:
 def _typed(given: Any, cls: Any, where: str) -> Dict[str, Any]:
     if not isinstance(given, dict):
         raise SpecError("%s: expected a JSON object, got %s" % (where, type(given).__name__))
-    known = [f.name for f in fields(cls)]
+    known = cls.field_names()
     unknown = sorted(set(given) - set(known))
     if unknown:
         raise SpecError("%s: unknown key(s) %s; known: %s" % (where, ", ".join(unknown), ", ".join(sorted(known))))
@@ -212,14 +203,6 @@ def _show(v: Any) -> str:
         return json.dumps(v)[:80]
     except ValueError:
         return repr(v)[:80]
-
-
-def _copy(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: _copy(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_copy(x) for x in v]
-    return v
 
 
 def parse_spec(raw: str) -> WorkloadSpec:
