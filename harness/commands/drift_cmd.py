@@ -39,7 +39,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
         windows = fetch_windows(args.prometheus, args.model, end - span - w_s, end, w_s)
         source = f"prometheus {args.prometheus}"
     else:
-        store = open_store(Path(args.store))
+        store = open_store(Path(args.store), args.db)
         windows = store.windows(args.model)
         if not windows:
             raise UserError(f"{store.describe()}: no telemetry windows for model {args.model!r} "
@@ -47,8 +47,9 @@ def cmd_drift(args: argparse.Namespace) -> int:
         end = parse_when(args.at, now, "--at") if args.at != "latest" else max(w.end for w in windows)
         end = math.floor(end / w_s) * w_s
         source = f"store {store.describe()}"
-        if any(abs(w.end - w.start - w_s) > 1e-6 for w in windows):
-            raise UserError(f"{store.describe()}: its windows are not {pol.window.length} long "
+        windows = [w for w in windows if abs(w.end - w.start - w_s) < 1e-6]
+        if not windows:
+            raise UserError(f"{store.describe()}: no windows of {pol.window.length} for {args.model!r} "
                             f"(re-import with --window {pol.window.length}, the policy's window.length)")
     shas = sorted({w.model for w in windows if w.end == end}) or sorted({w.model for w in windows})
     merged = merge_models(windows, args.model)
@@ -59,9 +60,8 @@ def cmd_drift(args: argparse.Namespace) -> int:
         from harness.telemetry.behaviour import load_reference, minilm_similarity, score
 
         reference = load_reference(Path(ref_path))
-        samples: list[c.SampleRecord] = []
-        if not args.prometheus:
-            samples += open_store(Path(args.store)).samples(args.model)
+        # Sampled outputs are never in Prometheus: they come from the store (`edgefarm telemetry --jsonl`).
+        samples = open_store(Path(args.store), args.db).samples(args.model)
         for f in args.samples or []:
             samples += [r for r in read_jsonl(Path(f)) if isinstance(r, c.SampleRecord)
                         and args.model in (r.model_sha256, r.model_version)]
@@ -110,7 +110,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--policy", required=True, help="drift policy TOML (schema edgefarm.drift-policy/1)")
     p.add_argument("--model", required=True, help="model sha256 or release name")
     p.add_argument("--prometheus", metavar="URL", help="read the windows from this Prometheus server")
-    p.add_argument("--store", default="telemetry", help="telemetry store written by `edgefarm telemetry`")
+    p.add_argument("--store", default="telemetry", help="telemetry directory written by `edgefarm telemetry` "
+                   "(when no results store is configured)")
+    p.add_argument("--db", help="results store: a SQLite path or postgresql://... (default $EDGEFARM_DB)")
     p.add_argument("--at", default="latest", help="judge the last complete window before this time: 'now', "
                    "a duration back, RFC 3339, or 'latest' (store: its newest window; Prometheus: now)")
     p.add_argument("--samples", action="append", metavar="FILE", help="contract JSONL with sampled outputs")

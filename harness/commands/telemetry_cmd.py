@@ -46,7 +46,7 @@ def cmd_telemetry(args: argparse.Namespace) -> int:
     if not (args.prometheus or args.jsonl or args.otel):
         raise UserError("nothing to import: give --prometheus URL --model M, --jsonl FILE or --otel FILE")
     window_s = window_arg(args.window)
-    store = open_store(Path(args.out))
+    store = open_store(Path(args.out), args.db)
     now = time.time()
     imported: list[Window] = []
     if args.prometheus:
@@ -90,5 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--jsonl", action="append", metavar="FILE", help="contract JSONL (requests and samples)")
     p.add_argument("--otel", action="append", metavar="FILE", help="OpenTelemetry OTLP/JSON metrics export")
     p.add_argument("--window", default="6h", help="window length (default 6h; match the drift policy's)")
-    p.add_argument("--out", default="telemetry", help="store directory (default ./telemetry)")
+    p.add_argument("--out", default="telemetry", help="store directory when no results store is configured "
+                   "(default ./telemetry)")
+    p.add_argument("--db", help="results store: a SQLite path or postgresql://... (default $EDGEFARM_DB)")
     p.set_defaults(func=cmd_telemetry)

@@ -61,6 +61,27 @@ MIGRATIONS: list[list[str]] = [
             acquired_at TEXT NOT NULL,
             expires_at DOUBLE PRECISION NOT NULL)""",
     ],
+    [  # 2: field telemetry (harness/telemetry/store_db.py): windows per model x device class, sampled outputs
+        """CREATE TABLE telemetry_windows (
+            model TEXT NOT NULL,
+            model_version TEXT,
+            device_class TEXT NOT NULL,
+            window_end DOUBLE PRECISION NOT NULL,
+            window_s DOUBLE PRECISION NOT NULL,
+            source TEXT,
+            ingested_at TEXT NOT NULL,
+            body TEXT NOT NULL,
+            PRIMARY KEY (model, device_class, window_end, window_s))""",
+        "CREATE INDEX telemetry_windows_version ON telemetry_windows (model_version, window_end)",
+        """CREATE TABLE telemetry_samples (
+            model TEXT NOT NULL,
+            model_version TEXT NOT NULL,
+            device_class TEXT NOT NULL,
+            prompt_id TEXT NOT NULL,
+            t DOUBLE PRECISION NOT NULL,
+            output TEXT NOT NULL,
+            PRIMARY KEY (model, device_class, prompt_id, t))""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,7 +1,5 @@
-"""Where imported field data lives: a run-like directory (telemetry.json + samples.jsonl).
-
-`open_store` is the one switch: when the results store (harness/history) is configured it will be
-used instead; until then every reader and `edgefarm drift` go through TelemetryDir. Writes are atomic and
+"""Where imported field data lives: the results store when one is configured (store_db.py), else a
+run-like directory (telemetry.json + samples.jsonl). `open_store` is the one switch. Writes are atomic and
 idempotent: a window is keyed by (model, device class, end) and a re-import replaces it, so re-running
 `edgefarm telemetry` over an overlapping time range never counts anything twice.
 """
@@ -132,6 +130,14 @@ def read_jsonl(path: Path) -> list[c.RequestRecord | c.SampleRecord]:
     return out
 
 
-def open_store(directory: Path) -> TelemetryStore:
-    """The store `edgefarm telemetry` writes and `edgefarm drift` reads."""
-    return TelemetryDir(directory)
+def open_store(directory: Path, db: str | None = None) -> TelemetryStore:
+    """The store `edgefarm telemetry` writes and `edgefarm drift` reads: the results store when one is
+    configured (--db, else $EDGEFARM_DB), else the directory."""
+    from harness.history.db import configured_url
+
+    url = configured_url(db)
+    if url is None:
+        return TelemetryDir(directory)
+    from harness.telemetry.store_db import TelemetryDb
+
+    return TelemetryDb(url)
