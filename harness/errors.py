@@ -73,12 +73,6 @@ class DeviceLost(DeviceError):
     """The connection to a device dropped while a command was in flight."""
 
 
-class GateFailed(UserError):
-    """Not a usage error: the gate ran and said fail. Exit code 1."""
-
-    exit_code = 1
-
-
 class RunCancelled(DeviceError):
     """The transport was cancelled (SIGINT/SIGTERM): what it had started was stopped, nothing new starts."""
 

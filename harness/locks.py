@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,8 +19,11 @@ def lock_dir() -> Path:
 
 @contextmanager
 def device_lock(device: str, *, on_wait: Callable[[str], None] | None = None,
-                timeout_s: float | None = None) -> Iterator[None]:
-    """Hold the device's lock (flock on a file); wait, saying who holds it, when it is taken."""
+                timeout_s: float | None = None, stop: threading.Event | None = None) -> Iterator[None]:
+    """Hold the device's lock (flock on a file); wait, saying who holds it, when it is taken.
+
+    Waiting ends with TimeoutError after `timeout_s`, or at once when `stop` is set (the run was interrupted).
+    """
     from harness.history.lease import db_device_lease  # with a PostgreSQL store, a lease shared by all hosts
 
     if (lease := db_device_lease(device, on_wait=on_wait, timeout_s=timeout_s)) is not None:
@@ -43,7 +47,10 @@ def device_lock(device: str, *, on_wait: Callable[[str], None] | None = None,
                 except BlockingIOError:
                     if deadline is not None and time.monotonic() > deadline:
                         raise TimeoutError(f"device '{device}' still in use by {holder}") from None
-                    time.sleep(0.5)
+                    if stop is not None and stop.wait(0.5):
+                        raise TimeoutError(f"stopped while waiting for device '{device}' (in use by {holder})")
+                    if stop is None:
+                        time.sleep(0.5)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {os.uname().nodename}".encode(), 0)
         yield

@@ -99,3 +99,10 @@ SAMPLE_SERIES: dict[str, str] = {
 def metric(name: str) -> MetricDef:
     """Look a metric up by name; KeyError lists nothing, callers turn it into a ConfigError."""
     return METRICS[name]
+
+
+def memory_headroom_pct(ram_mib: float | None, peak_mib: float | None) -> float | None:
+    """The one definition of memory headroom: % of the device's RAM left free at the run's peak (None: unknown)."""
+    if peak_mib is None or not ram_mib or ram_mib <= 0:
+        return None
+    return 100.0 * (ram_mib - peak_mib) / ram_mib

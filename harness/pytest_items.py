@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from harness.errors import DeviceError, UserError
-from harness.pytest_state import ArtifactEntry, EdgefarmState
+from harness.pytest_state import ArtifactEntry, EdgefarmState, must_fail
 from harness.records import Record, now_rfc3339
 
 
@@ -29,7 +29,10 @@ class EdgefarmItem(pytest.Item):
         try:
             rec = self.state.result(self.device, self.artifact.info)
         except DeviceError as e:
-            pytest.skip(f"{e} -- check it with `edgefarm devices` and the profile's [transport] table")
+            why = f"{e} -- check it with `edgefarm devices` and the profile's [transport] table"
+            if must_fail(e, self.state.skip_unreachable):
+                pytest.fail(why, pytrace=False)
+            pytest.skip(why)
         self.user_properties += [
             ("device", self.device), ("artifact", rec.artifact.name), ("artifact_sha256", rec.artifact.sha256),
             ("harness_version", str(rec.provenance.get("harness_version", ""))),

@@ -3,11 +3,17 @@
 Fixtures chain farm -> device -> artifact -> result. With devices selected, tests are generated: one that the
 run itself succeeded, one per gate rule, one per golden item, per device x artifact, each named for what it
 checks. Under pytest-xdist every device's tests are grouped onto one worker.
+
+A device asked for by name that cannot be used (unreachable, a changed SSH host key) fails its tests, so the
+session exits non-zero; `--edgefarm-skip-unreachable` turns unreachable into a skip (a host-key mismatch
+still fails). SIGINT/SIGTERM stop the agent and model on every leased device before the locks are released.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +25,7 @@ from harness.pytest_state import EdgefarmState
 STATE = pytest.StashKey[EdgefarmState]()
 _ENV = {"device": "EDGEFARM_DEVICE", "artifact": "EDGEFARM_ARTIFACT", "policy": "EDGEFARM_POLICY",
         "baseline": "EDGEFARM_BASELINE", "golden": "EDGEFARM_GOLDEN", "out": "EDGEFARM_OUT",
-        "profiles": "EDGEFARM_PROFILES"}
+        "profiles": "EDGEFARM_PROFILES", "skip_unreachable": "EDGEFARM_SKIP_UNREACHABLE"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -40,6 +46,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="cap on measured seconds per artifact (quick local checks)")
     g.addoption("--edgefarm-only", dest="edgefarm_only", action="store_true",
                 help="run only the generated edgefarm tests, deselect the rest")
+    g.addoption("--edgefarm-skip-unreachable", dest="edgefarm_skip_unreachable", action="store_true",
+                help="skip (instead of fail) the tests of a device that cannot be reached; a changed host key "
+                     "still fails; env EDGEFARM_SKIP_UNREACHABLE=1")
 
 
 def _opt(config: pytest.Config, name: str) -> Any:
@@ -65,6 +74,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from harness.artifacts import inspect
     from harness.errors import ArtifactError, UserError
     from harness.farm import new_run_id
+    from harness.orchestrator import Orchestrator
     from harness.profiles import load_all
     from harness.pytest_state import ArtifactEntry
     from harness.runner import RunOverrides
@@ -91,15 +101,23 @@ def pytest_configure(config: pytest.Config) -> None:
     # One run id for the controller and every xdist worker, so their results form one run.
     run_id = os.environ.setdefault("EDGEFARM_RUN_ID", new_run_id())
     out = Path(_opt(config, "out") or Path("runs") / f"pytest-{run_id}")
-    out.mkdir(parents=True, exist_ok=True)
     overrides = RunOverrides(max_s=config.getoption("edgefarm_max_s"))
+    worker = hasattr(config, "workerinput")
+    try:  # the controller (or a plain pytest) owns run.json; xdist workers only append records
+        orch = Orchestrator([profiles[n] for n in names], [e.info for e in entries if e.info is not None], out,
+                            overrides, run_id, owner=not worker)
+    except UserError as e:
+        raise pytest.UsageError(f"edgefarm: {e}") from None
+    skip_env = os.environ.get(_ENV["skip_unreachable"], "")
     config.stash[STATE] = EdgefarmState(
         profiles=profiles, devices=names, artifacts=entries, out_dir=out, run_id=run_id,
         policy_path=Path(p) if (p := _opt(config, "policy")) else None,
         baseline_dir=Path(b) if (b := _opt(config, "baseline")) else None,
         golden_path=Path(g) if (g := _opt(config, "golden")) else None,
-        overrides=overrides,
+        overrides=overrides, orch=orch,
+        skip_unreachable=bool(config.getoption("edgefarm_skip_unreachable")) or skip_env not in ("", "0"),
     )
+    _stop_on_signals(config)
     # Keep each device on one worker: xdist's loadgroup honours the xdist_group marks set on our items.
     # The controller picks the scheduler; workers re-parse the original command line, so tell them too.
     if _xdist_mode_is_ours(config):
@@ -118,6 +136,43 @@ def _xdist_mode_is_ours(config: pytest.Config) -> bool:
         if a.startswith("--dist="):
             return a.split("=", 1)[1] in ("load", "loadgroup")
     return True
+
+
+def _runs_tests(config: pytest.Config) -> bool:
+    """False in the xdist controller, which hands every test to its workers."""
+    return hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None)
+
+
+def _stop_on_signals(config: pytest.Config) -> None:
+    """SIGINT/SIGTERM: stop every leased device's agent and model, then let pytest wind the session down."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    state = config.stash[STATE]
+
+    def handler(signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        first = state.orch.interrupted is None
+        state.orch.mark_interrupted(name)
+        if first:
+            threading.Thread(target=state.orch.cancel, args=(None,), name="edgefarm-cancel", daemon=True).start()
+        raise KeyboardInterrupt(name)
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, handler)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = session.config.stash.get(STATE, None)
+    if state is None:
+        return
+    orch = state.orch
+    if orch.interrupted and _runs_tests(session.config):
+        state.record_unfinished(list(state.sessions) if hasattr(session.config, "workerinput") else state.devices)
+    state.close()  # sessions end (their processes with them) before the device locks are released
+    if orch.interrupted:
+        session.exitstatus = {"SIGINT": 130, "SIGTERM": 143}.get(orch.interrupted, 130)
+    orch.finish(int(session.exitstatus))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -167,14 +222,20 @@ def edgefarm_farm(pytestconfig: pytest.Config) -> EdgefarmState:
 
 @pytest.fixture(scope="session")
 def edgefarm_device(request: pytest.FixtureRequest, edgefarm_farm: EdgefarmState) -> Iterator[Any]:
-    """An open DeviceSession (agent staged, fingerprinted); skips, saying how to fix it, when unreachable."""
+    """An open DeviceSession (agent staged, fingerprinted); fails (or, with --edgefarm-skip-unreachable,
+    skips), saying how to fix it, when the device cannot be used."""
     from harness.errors import DeviceError
+    from harness.pytest_state import must_fail
 
     name = request.param
     try:
-        yield edgefarm_farm.session(name)
+        session = edgefarm_farm.session(name)
     except DeviceError as e:
-        pytest.skip(f"{e} -- check it with `edgefarm devices` and the profile's [transport] table")
+        why = f"{e} -- check it with `edgefarm devices` and the profile's [transport] table"
+        if must_fail(e, edgefarm_farm.skip_unreachable):
+            pytest.fail(why, pytrace=False)
+        pytest.skip(why)
+    yield session
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,9 @@
-"""State the pytest plugin keeps for one pytest process: devices opened, results measured, gate verdicts.
+"""State the pytest plugin keeps for one pytest process: devices leased, results measured, gate verdicts.
 
-Held in `config.stash`; devices are opened lazily under their device lock and held until the session ends,
-so under pytest-xdist (with --dist loadgroup) exactly one worker ever drives a device.
+Held in `config.stash`. The work itself is the orchestrator's (harness/orchestrator.py), the same one
+`edgefarm run` uses: devices are leased lazily (device lock, then a session with the pre-run runtime check)
+and held until the session ends, so under pytest-xdist (with --dist loadgroup) exactly one worker ever
+drives a device. Every cell this process was responsible for ends as one record in results.jsonl.
 """
 
 from __future__ import annotations
@@ -10,12 +12,12 @@ import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.errors import DeviceError, UserError
+from harness.errors import DeviceError, HostKeyMismatch, UserError
 from harness.history.baseline import baseline_records
-from harness.locks import device_lock
+from harness.orchestrator import Orchestrator
 from harness.profiles import Profile
-from harness.records import RESULTS_FILE, ArtifactInfo, JsonlWriter, Record
-from harness.runner import DeviceSession, RunOverrides
+from harness.records import ArtifactInfo, Record
+from harness.runner import DeviceSession, RunOverrides, failed_record
 
 
 @dataclass
@@ -23,6 +25,11 @@ class ArtifactEntry:
     path: Path
     info: ArtifactInfo | None
     error: str | None  # why it cannot be used (unknown format, truncated): its tests fail with this
+
+
+def must_fail(e: DeviceError, skip_unreachable: bool) -> bool:
+    """An unreachable device fails the session unless skipping was asked for; a changed host key always fails."""
+    return isinstance(e, HostKeyMismatch) or not skip_unreachable
 
 
 @dataclass
@@ -36,34 +43,46 @@ class EdgefarmState:
     baseline_dir: Path | None
     golden_path: Path | None
     overrides: RunOverrides
+    orch: Orchestrator
+    skip_unreachable: bool = False
     sessions: dict[str, DeviceSession] = field(default_factory=dict)
     unreachable: dict[str, str] = field(default_factory=dict)
     results: dict[tuple[str, str], Record] = field(default_factory=dict)
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
-    _writer: JsonlWriter | None = None
 
     def session(self, device: str) -> DeviceSession:
-        """The open session for a device; raises DeviceError (remembered) when it cannot be reached."""
+        """The leased session for a device; raises DeviceError (remembered) when it cannot be used.
+
+        The first failure records an `error` for each of the device's cells, so the run stays complete.
+        """
         if device in self.unreachable:
             raise DeviceError(device, self.unreachable[device])
         if device not in self.sessions:
+            profile = self.profiles[device]
             try:
-                self._stack.enter_context(device_lock(device))
-                self.sessions[device] = DeviceSession(self.profiles[device])
+                self.sessions[device] = self._stack.enter_context(self.orch.lease(profile))
             except (DeviceError, UserError) as e:
-                self.unreachable[device] = str(e)
+                self.unreachable[device] = str(e).removeprefix(f"device '{device}': ")
+                self.orch.unusable[device] = str(e)
+                for a in self.orch.todo(device):
+                    self._store(failed_record(profile, a, self.run_id, "error", f"device not usable: {e}"))
+                if isinstance(e, DeviceError):
+                    raise
                 raise DeviceError(device, str(e)) from None
         return self.sessions[device]
 
+    def _store(self, rec: Record) -> None:
+        key = (rec.device.name, rec.artifact.sha256)
+        if key not in self.results:
+            self.orch.record(rec)
+            self.results[key] = rec
+
     def result(self, device: str, artifact: ArtifactInfo) -> Record:
         """Measure once per (device, artifact) per process; stream it to the run directory."""
-        key = (device, artifact.name)
+        session = self.session(device)  # raises, every time, for a device that cannot be used
+        key = (device, artifact.sha256)
         if key not in self.results:
-            rec = self.session(device).run_artifact(artifact, self.run_id, self.overrides)
-            if self._writer is None:
-                self._writer = JsonlWriter(self.out_dir / RESULTS_FILE)
-            self._writer.write(rec)
-            self.results[key] = rec
+            self.results[key] = self.orch.run_cell(session, artifact)
         return self.results[key]
 
     def artifact_names(self) -> list[str]:
@@ -72,10 +91,13 @@ class EdgefarmState:
     def baseline(self) -> list[Record] | None:
         return baseline_records(str(self.baseline_dir)) if self.baseline_dir else None
 
+    def record_unfinished(self, devices: list[str]) -> None:
+        """After an interruption: an `error` record for each cell of these devices that has none."""
+        for d in devices:
+            for a in self.orch.todo(d):
+                self._store(failed_record(self.profiles[d], a, self.run_id, "error", self.orch.interrupt_message()))
+
     def close(self) -> None:
-        for s in self.sessions.values():
-            s.close()
-        self.sessions.clear()
-        if self._writer:
-            self._writer.close()
+        """Sessions close (their devices' processes end) before the device locks are released."""
         self._stack.close()
+        self.sessions.clear()

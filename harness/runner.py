@@ -16,11 +16,12 @@ from typing import Any
 
 from agents.result import AgentResult
 from agents.spec import SpecError, WorkloadSpec
-from harness import deploy, energy, thermal
+from harness import deploy, thermal
+from harness.devicecheck import blockers
 from harness.errors import ConfigError, DeviceError, DeviceLost, UserError
-from harness.memcap import MemoryCap
 from harness.metrics import METRICS
 from harness.profiles import Profile
+from harness.run_hooks import AgentRun, hooks_for, settle_status
 from harness.records import ArtifactInfo, DeviceInfo, Metric, Record, now_rfc3339
 from harness.transports import Transport, open_transport
 from harness.transports.local import LocalTransport
@@ -79,21 +80,29 @@ def build_spec(profile: Profile, artifact_remote: str, fmt: str, o: RunOverrides
 
 
 class DeviceSession:
-    """An open connection to one device with the agent staged and the device fingerprinted."""
+    """An open connection to one device with the agent staged and the device fingerprinted (once)."""
 
     def __init__(self, profile: Profile, transport: Transport | None = None) -> None:
         self.profile = profile
         self.transport = transport if transport is not None else open_transport(profile)
-        facts = self.transport.facts()  # one round-trip: python and work dir together
-        self.python = facts.python or profile.transport.python
-        self.workdir = profile.transport.workdir or facts.workdir or "/tmp/edgefarm"
-        self.agent = deploy.stage_agent(self.transport, self.python, self.workdir)
-        self.fingerprint = deploy.probe(self.transport, self.python, self.agent.remote)
-        self.bytes_sent = self.agent.stats.bytes_sent
-        self.thermals = thermal.SessionThermals(profile, self.transport)  # idle temperature, once per session
+        try:
+            facts = self.transport.facts()  # one round-trip: python and work dir together
+            self.python = facts.python or profile.transport.python
+            self.workdir = profile.transport.workdir or facts.workdir or "/tmp/edgefarm"
+            self.agent = deploy.stage_agent(self.transport, self.python, self.workdir)
+            self.fingerprint = deploy.probe(self.transport, self.python, self.agent.remote)
+            self.bytes_sent = self.agent.stats.bytes_sent
+            self.thermals = thermal.SessionThermals(profile, self.transport)  # idle temperature, once per session
+        except BaseException:
+            self.transport.close()
+            raise
 
     def device_info(self) -> DeviceInfo:
         return _device_info(self.profile, self.fingerprint.get("fingerprint", {}))
+
+    def blocker(self, artifact: ArtifactInfo) -> str | None:
+        """Why this artifact cannot run here (its runtime is missing on the device), from the session's probe."""
+        return blockers(self.profile, self.fingerprint, [artifact]).get(artifact.name)
 
     def close(self) -> None:
         self.transport.close()
@@ -120,6 +129,8 @@ class DeviceSession:
             rec.status, rec.message = "device_lost", str(e)
         except DeviceError as e:
             rec.status, rec.message = "error", str(e)
+        except UserError as e:  # a workload the spec refuses (checked before a run starts; kept as a cell error)
+            rec.status, rec.message = "error", f"invalid workload for {artifact.name}: {e}"
         rec.finished_at = now_rfc3339()
         return rec
 
@@ -128,12 +139,11 @@ class DeviceSession:
         rlimit = cap.limit_mib if cap is not None and cap.cgroup is None else None
         spec = build_spec(self.profile, remote, rec.artifact.format, o, rlimit, sha256=rec.artifact.sha256)
         rec.workload = spec.to_dict()  # replaced by the agent's echo of what it used
-        argv = deploy.agent_argv(self.python, self.agent.remote, "run", json.dumps(rec.workload, sort_keys=True))
-        result: dict[str, Any] | None = None
-        host_phases: list[dict[str, Any]] = []
+        argv = deploy.agent_argv(self.python, self.agent.remote, "run",
+                                 json.dumps(rec.workload, sort_keys=True, allow_nan=False))
+        run = AgentRun(staged_path=remote, format=rec.artifact.format)
 
         def on_line(line: str) -> None:
-            nonlocal result
             try:
                 ev = json.loads(line)
             except ValueError:
@@ -141,68 +151,30 @@ class DeviceSession:
             if not isinstance(ev, dict):
                 return
             if ev.get("event") == "phase":
-                host_phases.append({"phase": ev.get("phase"), "host_t": time.monotonic(), "device_t": ev.get("t")})
+                run.host_phases.append({"phase": ev.get("phase"), "host_t": time.monotonic(), "device_t": ev.get("t")})
             elif ev.get("event") == "result":
-                result = ev
+                run.result = ev
             emit(ev)
 
-        watch = self.thermals.watch()
-        watch.before()  # cool-down (bounded), then temperature and CPU frequency sampled during the run
-        oom_before = cap.oom_kills() if cap else 0
-        if cap:
-            cap.reset_peak()
-        meter = energy.open_source(self.profile, self.transport)
-        idle: tuple[float, float] | None = None
-        if meter is not None:
-            try:
-                meter.start()
-            except energy.EnergyError as e:  # measure anyway; the record says why it has no energy
-                rec.energy = {"source": self.profile.energy.kind, "error": str(e)}
-                meter = None
-        if meter is not None:
-            t0 = time.monotonic()
-            time.sleep(self.profile.energy.idle_baseline_s)
-            idle = (t0, time.monotonic())
+        hooks = hooks_for(self.profile, self.transport, self.thermals, cap)
+        for hook in hooks:
+            hook.before(run)
         try:
             # The agent stops its model at timeout_s itself; this grace is for an agent that hangs.
             limit = spec.timeout_s
-            res = self.transport.run(argv, timeout=limit + min(60.0, max(10.0, 0.25 * limit)), on_stdout_line=on_line)
+            if run.not_run is None:
+                run.command = self.transport.run(argv, timeout=limit + min(60.0, max(10.0, 0.25 * limit)),
+                                                 on_stdout_line=on_line)
         finally:
-            t_end = time.monotonic()
-            trace = meter.stop() if meter is not None else None
-            watch.stop()
-        rec.provenance["host_phases"] = host_phases
-        rec.thermal, thermal_taints = watch.finish(host_phases, t_end)
-        rec.tainted += thermal_taints
-        oom_killed = cap is not None and cap.oom_kills() > oom_before
-        if result is None:
-            if res.timed_out:
-                rec.status, rec.message = "timeout", f"agent did not finish within {spec.timeout_s} s; killed"
-            elif oom_killed:
-                rec.status, rec.message = "oom", "the agent was OOM-killed under the memory cap"
-            elif res.exit_code < 0:
-                rec.status, rec.signal = "crashed", -res.exit_code
-                rec.message = f"agent killed by signal {-res.exit_code}"
-            else:
-                tail = (res.stderr or res.stdout).strip()[-800:]
-                rec.status, rec.message = "error", f"agent exited {res.exit_code} without a result: {tail}"
-        else:
-            self._fill_from_agent(rec, result)
-            if trace is not None and rec.status == "ok":
-                self._add_energy(rec, trace, host_phases, t_end, idle)
-        if cap is not None:
-            _apply_cap(rec, cap, oom_killed)
-
-    @staticmethod
-    def _add_energy(rec: Record, trace: energy.Trace, host_phases: list[dict[str, Any]], t_end: float,
-                    idle: tuple[float, float] | None) -> None:
-        events = [(str(p["phase"]), float(p["host_t"])) for p in host_phases]
-        n_tokens = len(rec.samples.get("itl_ms", [])) + len(rec.samples.get("ttft_ms", []))
-        rec.energy, emetrics = energy.summarise(
-            trace, energy.phases_from_events(events, t_end), n_inferences=len(rec.samples.get("latency_ms", [])),
-            n_tokens=n_tokens or None, idle_window=idle)
-        rec.metrics.update(emetrics)
-        rec.tainted += [t for t in rec.energy.get("tainted", []) if t not in rec.tainted]
+            run.t_end = time.monotonic()
+            for hook in hooks:
+                hook.after(run)
+        rec.provenance["host_phases"] = run.host_phases
+        if run.result is not None:
+            self._fill_from_agent(rec, run.result)
+        settle_status(rec, run, cap)
+        for hook in hooks:
+            hook.finish(rec, run)
 
     def _fill_from_agent(self, rec: Record, event: dict[str, Any]) -> None:
         r = AgentResult.from_dict(event)
@@ -229,10 +201,6 @@ class DeviceSession:
             rec.provenance["os_peak_rss_equals"] = r.os_peak_rss_equals
         if r.thermal:  # the agent's start/end zone readings beside the controller's
             rec.thermal = {**r.thermal, **(rec.thermal or {})}
-        peak = rec.value("peak_rss_mib")
-        if peak is not None and self.profile.ram_mib:
-            rec.metrics["memory_headroom_pct"] = Metric(
-                value=round(100.0 * (self.profile.ram_mib - peak) / self.profile.ram_mib, 2), unit="%")
         unknown = sorted(set(rec.metrics) - set(METRICS))
         if unknown:
             rec.provenance["unregistered_metrics"] = unknown
@@ -240,19 +208,6 @@ class DeviceSession:
     def _provenance(self) -> dict[str, Any]:
         return {"harness_version": harness_version(), "agent_sha256": self.agent.sha256,
                 "controller": platform.node(), "agent_python": self.fingerprint.get("python")}
-
-
-def _apply_cap(rec: Record, cap: MemoryCap, oom_killed: bool) -> None:
-    """Record the cap; a kernel OOM kill under it is `oom`, with the memory the group reached."""
-    if oom_killed and rec.status in ("crashed", "error"):
-        rec.status = "oom"
-        rec.message = f"OOM-killed by the {cap.kind} memory cap of {cap.limit_mib} MiB"
-    peak = cap.peak_mib()
-    rec.provenance["memory_cap"] = {"kind": cap.kind, "limit_mib": cap.limit_mib,
-                                    "group_peak_mib": None if peak is None else round(peak, 2)}
-    if rec.status == "oom" and peak is not None:
-        rec.metrics.setdefault("peak_rss_mib", Metric(value=round(peak, 2), unit="MiB",
-                                                      note="the memory cap group's peak at the OOM kill"))
 
 
 def _device_info(profile: Profile, fingerprint: dict[str, Any]) -> DeviceInfo:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from agents.summary import series_metrics
+from harness.metrics import memory_headroom_pct
 from harness.records import ArtifactInfo, DeviceInfo, Metric, Record, Status
 
 
@@ -68,8 +69,8 @@ def make_record(
         metrics.update(latency_metrics(samples))
     if peak_rss_mib is not None:
         metrics["peak_rss_mib"] = Metric(peak_rss_mib, "MiB")
-        if ram_mib:
-            metrics["memory_headroom_pct"] = Metric(100.0 * (ram_mib - peak_rss_mib) / ram_mib, "%")
+        if (headroom := memory_headroom_pct(ram_mib, peak_rss_mib)) is not None:
+            metrics["memory_headroom_pct"] = Metric(headroom, "%")
     if load_time_ms is not None and status == "ok":
         metrics["load_time_ms"] = Metric(load_time_ms, "ms")
     metrics.update(extra_metrics or {})

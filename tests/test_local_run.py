@@ -59,13 +59,16 @@ def test_all_three_formats_ok_with_every_metric(tiny_samples: dict[str, Path], f
     assert p95.ci is not None and p95.ci[0] <= p95.value <= p95.ci[1]  # type: ignore[operator]
     assert len(recs["onnx"].samples["latency_ms"]) >= 400
     assert recs["gguf"].runtime["name"] == "llama-cpp-python"
-    assert res.bytes_sent["local"] >= 0
+    pushed = [r.provenance["push"]["bytes_sent"] for r in recs.values()]
+    assert all(b in (0, r.artifact.size_bytes) for b, r in zip(pushed, recs.values()))  # all or (cached) nothing
+    assert res.bytes_sent["local"] >= sum(pushed)  # the session's count includes every artifact push
 
 
-def test_memory_cap_gives_oom_and_the_run_goes_on(tiny_samples: dict[str, Path], tmp_path: Path) -> None:
+def test_memory_cap_gives_oom_and_the_run_goes_on(tiny_samples: dict[str, Path], fast_profiles: Path,
+                                                  tmp_path: Path) -> None:
     profiles = tmp_path / "profiles"
     profiles.mkdir()
-    text = (Path(__file__).parent / "conftest.py").read_text().split('FAST_LOCAL = """')[1].split('"""')[0]
+    text = (fast_profiles / "local.toml").read_text()
     (profiles / "local.toml").write_text(text.replace("cap_mib = 3072", "cap_mib = 160"))
     prof = load_profile(profiles / "local.toml")
     big = big_onnx(tmp_path / "big.onnx", 300)
@@ -90,3 +93,32 @@ def test_missing_and_unknown_artifacts_are_clear_errors(tmp_path: Path) -> None:
     junk.write_bytes(b"\x00" * 4096)
     with pytest.raises(ArtifactError, match="junk.bin: not a recognised model file"):
         inspect(junk)
+
+
+@pytest.mark.slow
+def test_mmapped_weights_count_under_the_cap(fast_profiles: Path, tmp_path: Path) -> None:
+    """The 102 MB sample GGUF (llama.cpp mmaps it) under an 80 MiB cap is `oom`, through the real CLI; under
+    a cap that holds weights and working memory it is `ok`, with its weights locked in the capped group."""
+    from fault_helpers import edgefarm, result_lines
+
+    from harness.samples import GGUF_NAME, write_gguf
+
+    gguf = write_gguf(tmp_path / GGUF_NAME)
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    text = (fast_profiles / "local.toml").read_text()
+    for cap in (80, 400):
+        (profiles / "local.toml").write_text(text.replace("cap_mib = 3072", f"cap_mib = {cap}"))
+        out = tmp_path / f"run-{cap}"
+        res = edgefarm(tmp_path, "run", "--profiles", str(profiles), "--artifact", str(gguf), "--out", str(out), "-q")
+        (rec,) = result_lines(out)
+        cap_info = rec["provenance"]["memory_cap"]
+        if cap_info["kind"] not in ("cgroup-v1", "cgroup-v2"):
+            pytest.skip(f"no writable memory cgroup here ({cap_info['kind']}): mmapped weights cannot be charged")
+        if cap == 80:
+            assert res.returncode == 4 and rec["status"] == "oom", (rec["status"], rec["message"])
+            assert "mmapped weights" in rec["message"] and "80 MiB" in rec["message"]
+        else:
+            assert res.returncode == 0 and rec["status"] == "ok", rec["message"]
+            assert cap_info["weights_locked_mib"] == pytest.approx(gguf.stat().st_size / 2**20, abs=0.01)
+            assert cap_info["group_peak_mib"] >= cap_info["weights_locked_mib"]

@@ -10,6 +10,7 @@ from harness import profiles as profiles_mod
 from harness.artifacts import inspect
 from harness.console import Progress, summary_table
 from harness.farm import new_run_id, run_farm
+from harness.orchestrator import EXIT_DEVICE, EXIT_INTERNAL
 from harness.runner import RunOverrides
 
 REPO_POLICY = Path(__file__).resolve().parents[2] / "ci" / "policy.toml"
@@ -32,6 +33,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     result = run_farm(devices, [inspect(p) for p in paths], out, RunOverrides(), on_event=progress.event,
                       on_record=progress.record, on_message=progress.message, run_id=run_id)
     print(summary_table(result.records))
+    if result.interrupted or result.write_error:
+        print(f"edgefarm: {result.write_error or f'interrupted by {result.interrupted}'}", file=sys.stderr)
+        return result.exit_code
     policy_path = Path(args.policy) if args.policy else (REPO_POLICY if REPO_POLICY.is_file() else None)
     report = evaluate(result.records, load_policy(policy_path), profiles={p.name: p for p in devices}, run=str(out))
     for fmt, name in (("json", "gate.json"), ("md", "report.md"), ("html", "report.html"), ("junit", "junit.xml")):
@@ -39,7 +43,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print()
     sys.stdout.write(gate_text(report))
     print(f"\nresults: {out / 'results.jsonl'}\nreport:  {out / 'report.html'} (self-contained; open it in a browser)")
-    return report.exit_code
+    # A device that could not be used (3) or a bug (70) says more than the gate's verdict on what did run.
+    return result.exit_code if result.exit_code in (EXIT_DEVICE, EXIT_INTERNAL) else report.exit_code
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

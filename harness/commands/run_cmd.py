@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from harness.errors import UserError
 from harness.farm import new_run_id, run_farm
 from harness.history import maybe_ingest
 from harness.reports.keyfigures import OUT_FORMATS, render_records
+from harness.orchestrator import EXIT_NOT_OK
 from harness.runner import RunOverrides
 
 
@@ -37,30 +39,73 @@ def parse_adaptive(text: str) -> tuple[list[float], float]:
     return ps, w
 
 
+def check_run_control(args: argparse.Namespace) -> None:
+    """Run-control flags must be finite and positive (NaN or inf would lose every cell): one line naming the flag."""
+    for flag, value, zero_ok in (("--min-runs", args.min_runs, False), ("--min-s", args.min_s, True),
+                                 ("--max-s", args.max_s, False), ("--warmup-runs", args.warmup_runs, True),
+                                 ("--threads", args.threads, False), ("--timeout", args.timeout, False)):
+        if value is None:
+            continue
+        if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+            raise UserError(f"{flag} {value}: expected a finite number {'>= 0' if zero_ok else '> 0'}")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a finite number")
+
+
+def parse_spec_json(text: str | None) -> dict[str, Any]:
+    """--spec-json: a JSON object of extra agent spec keys (the agent validates the keys themselves)."""
+    if not text:
+        return {}
+    try:
+        extra = json.loads(text, parse_constant=_no_constant)
+    except ValueError as e:
+        raise UserError(f"--spec-json: not valid JSON ({e})") from None
+    if not isinstance(extra, dict):
+        raise UserError(f"--spec-json: expected a JSON object such as '{{\"dynamic_dims\": {{\"seq\": 64}}}}', "
+                        f"got {type(extra).__name__}")
+    return extra
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     if not args.artifact:
         raise UserError("no artifact given", hint="pass --artifact PATH (repeatable); `edgefarm samples DIR` makes some")
+    extra = parse_spec_json(args.spec_json)
+    check_run_control(args)
     devices = profiles_mod.resolve(args.device or ["local"], _profiles_dir(args))
     artifacts = [inspect(Path(a)) for a in args.artifact]
     run_id = new_run_id()
+    if args.resume and not args.out:
+        raise UserError("--resume needs --out RUN_DIR (the run to finish)")
     out = Path(args.out) if args.out else Path("runs") / run_id
-    extra: dict[str, Any] = json.loads(args.spec_json) if args.spec_json else {}
     overrides = RunOverrides(warmup_runs=args.warmup_runs, min_runs=args.min_runs, min_s=args.min_s,
                              max_s=args.max_s, threads=args.threads, timeout_s=args.timeout, seed=args.seed,
                              adaptive=parse_adaptive(args.adaptive) if args.adaptive else None, extra=extra)
     progress = Progress(quiet=args.quiet)
     progress.message(f"run {run_id}: {len(artifacts)} artifact(s) on {', '.join(d.name for d in devices)} -> {out}")
     result = run_farm(devices, artifacts, out, overrides, on_event=progress.event, on_record=progress.record,
-                      on_message=progress.message, run_id=run_id)
+                      on_message=progress.message, run_id=run_id, resume=args.resume)
     sys.stdout.write(render_records(result.records, args.output_format))
     info = sys.stdout if args.output_format == "table" else sys.stderr  # -o json: stdout is the document alone
     sent = sum(result.bytes_sent.values())
     print(f"\nbytes transferred to devices: {sent} "
           f"({', '.join(f'{k}: {v}' for k, v in sorted(result.bytes_sent.items())) or 'none'})", file=info)
     print(f"results: {out / 'results.jsonl'}", file=info)
-    maybe_ingest(out)  # into the results store when EDGEFARM_DB is set; never changes the exit code
-    bad = [r for r in result.records if r.status != "ok"]
-    return 0 if not bad or args.allow_failures else 4
+    if result.write_error:
+        print(f"edgefarm: error: {result.write_error}", file=sys.stderr)
+    elif result.interrupted:
+        print(f"edgefarm: interrupted by {result.interrupted}; finished results are in {out}", file=sys.stderr)
+    elif result.internal_errors:
+        print(f"edgefarm: internal error (a bug): {result.internal_errors[0]}", file=sys.stderr)
+    elif result.unusable:
+        name, why = next(iter(result.unusable.items()))
+        print(f"edgefarm: error: device '{name}' could not be used: {why}", file=sys.stderr)
+    if not result.write_error:
+        maybe_ingest(out)  # into the results store when EDGEFARM_DB is set; never changes the exit code
+    if result.exit_code == EXIT_NOT_OK and args.allow_failures:
+        return 0
+    return result.exit_code
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -102,7 +147,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="measure until each percentile's confidence interval is narrower than WIDTH x its value, "
                         "e.g. p95:0.05 (at least MLPerf's run count for it; at most --max-s)")
     p.add_argument("--spec-json", help="extra agent spec keys as JSON (advanced)")
-    p.add_argument("--allow-failures", action="store_true", help="exit 0 even when a run is not ok")
+    p.add_argument("--allow-failures", action="store_true",
+                   help="exit 0 even when a run is not ok (a device that could not be used still exits 3)")
+    p.add_argument("--resume", action="store_true",
+                   help="finish the run in --out: keep its ok cells, re-run the rest, append to its results")
     p.add_argument("-o", "--output-format", choices=OUT_FORMATS, default="table",
                    help="key figures on stdout as a table (default), md, csv, json or jsonl (like llama-bench -o)")
     p.add_argument("-q", "--quiet", action="store_true")

@@ -18,6 +18,7 @@ import numpy as np
 from harness.gate.policy import KpiConfig
 from harness.gate.model import Kpi
 from harness.gate.rules import SampleCache, fmt
+from harness.metrics import memory_headroom_pct
 from harness.records import Record
 
 
@@ -41,9 +42,8 @@ def compute(rec: Record, cfg: KpiConfig, cache: SampleCache) -> list[Kpi]:
         out.append(Kpi("sla_compliance_pct", 100.0 * under / len(lat), "%",
                        f"{under} of {len(lat)} samples <= {fmt(cfg.sla_latency_ms, 'ms')}"))
     peak, ram = rec.value("peak_rss_mib"), rec.device.ram_mib
-    if peak is not None and ram:
-        out.append(Kpi("memory_headroom_pct", 100.0 * (ram - peak) / ram, "%",
-                       f"peak {fmt(peak, 'MiB')} of {ram} MiB RAM"))
+    if (headroom := memory_headroom_pct(ram, peak)) is not None:
+        out.append(Kpi("memory_headroom_pct", headroom, "%", f"peak {fmt(peak, 'MiB')} of {ram} MiB RAM"))
     stab = _number(rec.workload.get("behaviour_stability"))
     if stab is not None:
         out.append(Kpi("behaviour_stability_pct", 100.0 * stab, "%", "golden outputs agreeing across runs"))

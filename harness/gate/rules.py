@@ -28,7 +28,7 @@ from harness.gate.stats import (
     samples_to_decide,
     z_of,
 )
-from harness.metrics import METRICS
+from harness.metrics import METRICS, memory_headroom_pct
 from harness.records import Record
 
 MEMORY_METRICS = frozenset({
@@ -127,9 +127,7 @@ class Figure:
                 self.ci = (min(self.ci[0], lo), max(self.ci[1], hi))
             self.n = self.n or len(self.samples)
         if metric == "memory_headroom_pct" and self.value is None:
-            peak, ram = rec.value("peak_rss_mib"), rec.device.ram_mib
-            if peak is not None and ram:
-                self.value = 100.0 * (ram - peak) / ram
+            self.value = memory_headroom_pct(rec.device.ram_mib, rec.value("peak_rss_mib"))
 
 
 def _unmeasured(base: RuleResult, fig: Figure, cfg: StatsConfig) -> RuleResult:
@@ -205,8 +203,7 @@ def judge_oom(rec: Record, metric: str, limit: float, rule: str, source: str) ->
             peak = float(fallback)  # what the host saw when the agent could not report
     reached = f"memory reached {fmt(peak, 'MiB')}" if peak is not None else "memory reached not recorded"
     value = peak
-    if metric == "memory_headroom_pct" and peak is not None and rec.device.ram_mib:
-        value = 100.0 * (rec.device.ram_mib - peak) / rec.device.ram_mib
+    if metric == "memory_headroom_pct" and (value := memory_headroom_pct(rec.device.ram_mib, peak)) is not None:
         reached += f" (headroom {fmt(value, '%')})"
     cap = cap_info.get("limit_mib")
     capped = f" under a {cap} MiB {cap_info.get('kind') or ''} memory cap".replace("  ", " ") if cap else ""
