@@ -14,9 +14,10 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from pathlib import Path
 
-from harness.errors import DeviceError, DeviceLost, UserError
+from harness.errors import ConfigError, DeviceError, DeviceLost, UserError
 from harness.locks import device_lock
 from harness.manifest import Cell, Manifest, has_results, read_manifest, recorded, unique_artifacts
 from harness.profiles import Profile
@@ -32,6 +33,23 @@ def stop_device_work(transport: Transport) -> bool:
     """Stop what the transport started on its device (agent and model process groups), bounded in time;
     True when every stop was confirmed (Transport.cancel)."""
     return transport.cancel()
+
+
+def check_workloads(profiles: Sequence[Profile], artifacts: Sequence[ArtifactInfo], overrides: RunOverrides) -> None:
+    """A workload the spec refuses (NaN, an unknown key) is a usage error before anything runs, naming where it
+    came from: the profile's [run] table, or --spec-json."""
+    for p in profiles:
+        for a in artifacts:
+            try:
+                build_spec(p, a.path, a.format, overrides, None, sha256=a.sha256)
+            except ConfigError as e:
+                if not overrides.extra:
+                    raise
+                try:
+                    build_spec(p, a.path, a.format, replace(overrides, extra={}), None, sha256=a.sha256)
+                except ConfigError:
+                    raise e from None
+                raise UserError(f"--spec-json: {e.message.split(': ', 2)[-1]}") from None
 
 
 def prepare_out(out_dir: Path, *, resume: bool) -> Manifest | None:
@@ -66,9 +84,7 @@ class Orchestrator:
         self.owner = owner  # the process that writes run.json (the pytest controller, not its xdist workers)
         self.prior: dict[Cell, str] = {}  # resume: each cell's status from earlier attempts
         self.manifest = Manifest(run_id, [p.name for p in profiles], self.artifacts)
-        for p in profiles:  # a workload the spec refuses (NaN, unknown key) is a usage error before anything runs
-            for a in self.artifacts:
-                build_spec(p, a.path, a.format, overrides, None, sha256=a.sha256)
+        check_workloads(profiles, self.artifacts, overrides)
         if owner:
             previous = prepare_out(out_dir, resume=resume)
             if previous is not None:  # resume: same run id, the union of both plans, ok cells kept

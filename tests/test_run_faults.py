@@ -56,7 +56,8 @@ def test_nan_inf_and_negative_run_control_is_a_user_error(tiny_samples: dict[str
 
 
 @pytest.mark.parametrize("text, expect", [("{bad", "not valid JSON"), ("[1]", "expected a JSON object"),
-                                          ('{"max_s": NaN}', "NaN is not a finite number")])
+                                          ('{"max_s": NaN}', "NaN is not a finite number"),
+                                          ('{"no_such_key": 1}', "unknown key(s) no_such_key")])
 def test_malformed_spec_json_is_a_user_error(tiny_samples: dict[str, Path], tmp_path: Path, text: str,
                                              expect: str) -> None:
     res = edgefarm(tmp_path, "run", "--artifact", str(tiny_samples["onnx"]), "--out", str(tmp_path / "o"),

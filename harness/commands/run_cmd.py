@@ -17,7 +17,7 @@ from harness.errors import UserError
 from harness.farm import new_run_id, run_farm
 from harness.history import maybe_ingest
 from harness.reports.keyfigures import OUT_FORMATS, render_records
-from harness.orchestrator import EXIT_NOT_OK
+from harness.orchestrator import EXIT_NOT_OK, check_workloads
 from harness.runner import RunOverrides
 
 
@@ -82,6 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = RunOverrides(warmup_runs=args.warmup_runs, min_runs=args.min_runs, min_s=args.min_s,
                              max_s=args.max_s, threads=args.threads, timeout_s=args.timeout, seed=args.seed,
                              adaptive=parse_adaptive(args.adaptive) if args.adaptive else None, extra=extra)
+    check_workloads(devices, artifacts, overrides)
     progress = Progress(quiet=args.quiet)
     progress.message(f"run {run_id}: {len(artifacts)} artifact(s) on {', '.join(d.name for d in devices)} -> {out}")
     result = run_farm(devices, artifacts, out, overrides, on_event=progress.event, on_record=progress.record,
