@@ -104,11 +104,12 @@ def main() -> int:
                 version = parts[0][0].model_version
                 samples = []
                 for ws in range(int(start), int(end), int(w)):
-                    pool = pools["perturbed" if name == "swapped student" and ws >= change else "stable"]
                     for dc, _ in CLASSES:
                         for _ in range(args.samples_per_window):
+                            t = ws + rng.uniform(0, w)
+                            pool = pools["perturbed" if name == "swapped student" and t >= change else "stable"]
                             pid, text = pool[rng.randrange(len(pool))]
-                            samples.append(c.SampleRecord(ws + rng.uniform(0, w), version, sha("x"), dc, pid, text))
+                            samples.append(c.SampleRecord(t, version, sha("x"), dc, pid, text))
                 ctx = Context(pol, scored=score(samples, reference, sim), behaviour_on=True)
                 t2 = time.perf_counter()
                 windows = merge_models(fetch_windows(prom.url, version, start, end, w), version)
@@ -129,7 +130,9 @@ def main() -> int:
                     first = next((i for i, v in enumerate(after, 1) if v.verdict in FLAGGED), None)
                     flagged = sorted({f"{f.metric}:{f.verdict}" for f in after[first - 1].findings
                                       if f.verdict in FLAGGED}) if first else []
-                    line += f"; flagged in window {first} after the change ({', '.join(flagged)})"
+                    line += (f"; flagged in window {first} after the change ({', '.join(flagged)}), "
+                             f"{(after[first - 1].end - change) / 3600:.0f} h after it" if first else
+                             "; NOT flagged")
                 else:
                     false_after = sum(1 for v in after for f in v.findings if f.verdict in FLAGGED)
                     total_false += false_after

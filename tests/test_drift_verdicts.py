@@ -95,3 +95,14 @@ def test_a_class_that_stops_reporting_is_never_green(tmp_path: Path) -> None:
 def test_empty_store_is_a_usage_error(tmp_path: Path) -> None:
     r = drift("--policy", str(DEFAULT_POLICY), "--store", str(tmp_path / "nothing"), cwd=tmp_path)
     assert r.returncode == 2 and "no telemetry windows" in r.stderr
+
+
+def test_a_report_that_cannot_be_written_does_not_swallow_the_rollback(tmp_path: Path) -> None:
+    store = make_store(tmp_path / "s", spike=True)
+    ran = tmp_path / "ran.json"
+    pol = policy_with_command(tmp_path, ran)
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the report directory should be")
+    r = drift("--policy", str(pol), "--store", str(store), "--out", str(blocked / "r"), cwd=tmp_path)
+    assert r.returncode == 2 and "cannot write the drift report" in r.stderr and "Traceback" not in r.stderr
+    assert json.loads(ran.read_text())[:2] == ["--model", SHA]  # the rollback ran all the same

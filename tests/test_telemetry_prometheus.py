@@ -189,3 +189,10 @@ def test_exporter_refuses_unbounded_labels() -> None:
         FieldMetrics(model_version="1.0", model_sha256=SHA_A, device_class="Alice's phone #42")
     with pytest.raises(UserError, match="model_sha256"):
         FieldMetrics(model_version="1.0", model_sha256="abc", device_class="pixel7")
+
+
+def test_a_model_prometheus_never_saw_is_a_usage_error(month: Any, tmp_path: Path) -> None:
+    prom, _start, end = month
+    r = run_cli("drift", "--policy", str(Path(c.__file__).with_name("drift_policy.toml")), "--model", "9.9.9",
+                "--prometheus", prom.url, "--at", c.rfc3339(end), "--out", str(tmp_path), cwd=tmp_path)
+    assert r.returncode == 2 and "no contract series for --model '9.9.9'" in r.stderr

@@ -19,7 +19,7 @@ from harness.errors import UserError
 def cmd_drift(args: argparse.Namespace) -> int:
     from harness.commands.telemetry_cmd import parse_when
     from harness.telemetry import report
-    from harness.telemetry.contract import is_sha256
+    from harness.telemetry.contract import is_sha256, rfc3339
     from harness.telemetry.detect import SEVERITY
     from harness.telemetry.evaluate import Context, evaluate_window
     from harness.telemetry.policy import load_policy
@@ -38,6 +38,10 @@ def cmd_drift(args: argparse.Namespace) -> int:
         end = math.floor(at / w_s) * w_s
         windows = fetch_windows(args.prometheus, args.model, end - span - w_s, end, w_s)
         source = f"prometheus {args.prometheus}"
+        if not windows:
+            raise UserError(f"Prometheus {args.prometheus} has no contract series for --model {args.model!r} "
+                            f"in the {span / 86400:g} days before {rfc3339(end)}",
+                            hint="check the model's sha256 or release name, and that its app exports contract v1")
     else:
         store = open_store(Path(args.store), args.db)
         windows = store.windows(args.model)
@@ -82,11 +86,19 @@ def cmd_drift(args: argparse.Namespace) -> int:
     verdict = evaluate_window(merged, end, ctx)
     d = report.to_json(verdict, model=args.model, policy=pol.path, source=source)
     out = Path(args.out)
-    pj, pm = report.write(d, out)
+    pj, pm = out / "drift.json", out / "drift.md"
+    write_error: UserError | None = None
+    try:
+        report.write(d, out)
+    except UserError as e:  # a full disk must not swallow a rollback: run it, then say why the report is missing
+        write_error = e
     if verdict.verdict == "rollback" and pol.rollback.command:
         d["rollback"] = report.run_rollback(pol.rollback.command, {"model": args.model, "report_json": str(pj),
                                                                    "report_md": str(pm)}, pol.rollback.timeout_s)
-        report.write(d, out)
+        if write_error is None:
+            report.write(d, out)
+    if write_error is not None:
+        raise write_error
     for f in d["findings"]:
         if f["verdict"] != "ok" or args.verbose:
             print(f"{f['verdict']:12s} {f['device_class']:14s} {f['metric']:22s} {f['against']:5s} {f['reason']}")
