@@ -8,6 +8,29 @@ import time
 from typing import Any, TextIO
 
 from harness.records import Record
+from harness.text import terminal
+
+
+class SafeStream:
+    """Wraps stdout / stderr so nothing the CLI prints carries a raw control character (ESC, CR, C1).
+
+    Installed by harness/cli.py around every command: the one place terminal output is made safe, whatever
+    printed it (file names, device output, model metadata inside messages and tables).
+    """
+
+    def __init__(self, inner: TextIO) -> None:
+        self.inner = inner
+
+    def write(self, text: str) -> int:
+        self.inner.write(terminal(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def __getattr__(self, name: str) -> Any:  # encoding, isatty, fileno ... of the real stream
+        return getattr(self.inner, name)
+
 
 _KEY_METRICS = [
     ("load_time_ms", "load ms"),

@@ -96,3 +96,15 @@ class HostKeyMismatch(DeviceError):
         )
         self.where, self.offered, self.expected = where, offered, expected
         self.known_hosts, self.line = known_hosts, line
+
+
+# Exit codes of the `edgefarm` command: one definition (README.md "Exit codes" says the same; each is run by
+# tests/test_exit_codes.py). Where several apply, a signal wins, then 3 over 1 and 4.
+EXIT_OK = 0  # success; the gate passed
+EXIT_GATE_FAILED = 1  # the gate said fail or inconclusive, or a cell's run failed (crashed, oom, timeout, error)
+EXIT_USAGE = 2  # usage or configuration error: one line naming the file / key / device / command at fault
+EXIT_DEVICE = 3  # a device could not be used: unreachable, lost, host key mismatch, a planned cell with no record
+EXIT_RUNS_NOT_OK = 4  # `run` finished but some runs were not ok (oom / crashed / timeout / error)
+EXIT_INTERNAL = 70  # an internal error (a bug): the traceback is printed (EX_SOFTWARE)
+EXIT_SIGINT = 130  # interrupted by SIGINT (Ctrl-C); what finished is in the run directory
+EXIT_SIGTERM = 143  # terminated by SIGTERM; what finished is in the run directory

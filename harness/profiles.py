@@ -14,7 +14,7 @@ from typing import Literal
 
 from agents.spec import ADAPTIVE_DEFAULTS as ADAPTIVE
 from agents.spec import DEFAULTS as SPEC  # run-control defaults live in the agent's spec, once
-from harness.config import parse_dataclass, read_toml
+from harness.config import EnvStr, bounded, parse_dataclass, read_toml
 from harness.errors import ConfigError, UserError
 from harness.metrics import METRICS
 
@@ -22,6 +22,9 @@ PROFILE_SCHEMA = 1
 DeviceClass = Literal["phone", "board", "laptop", "desktop", "server"]
 TransportKind = Literal["local", "ssh", "adb"]
 Runtime = Literal["onnxruntime", "litert", "llama_cpp"]
+_MAX_MIB = 1 << 24  # 16 TiB: any RAM or cap above this is a typo, not a device
+_DAY_S = 86400.0  # no single timeout or duration here is meant to exceed a day
+_MAX_RUNS = 10_000_000
 
 
 @dataclass
@@ -31,60 +34,60 @@ class TransportConfig:
     workdir: str = ""  # where edgefarm keeps agent + artifacts; default per transport
     # ssh
     host: str | None = None
-    port: int = 22
+    port: int = bounded(22, ge=1, le=65535, why="a TCP port")
     user: str | None = None
     identity_file: str | None = None  # path to a private key; else ssh-agent
     known_hosts: str | None = None  # default ~/.ssh/known_hosts
     trust_on_first_use: bool = False  # accept and record an unknown host key (said loudly)
     jump: str | None = None  # user@host:port of a jump host
-    connect_timeout_s: float = 10.0
+    connect_timeout_s: float = bounded(10.0, gt=0, le=_DAY_S, why="seconds")
     # ssh and adb: a silent link is probed every keepalive_s; ~3 unanswered probes make the device lost
-    keepalive_s: float = 10.0
+    keepalive_s: float = bounded(10.0, gt=0, le=_DAY_S, why="seconds")
     # adb
     serial: str | None = None
     adb_host: str = "127.0.0.1"  # the adb server (may be another farm host)
-    adb_port: int = 5037
+    adb_port: int = bounded(5037, ge=1, le=65535, why="a TCP port")
 
 
 @dataclass
 class MemoryConfig:
-    cap_mib: int | None = None  # emulate a low-RAM device: cgroup limit, else RLIMIT_AS
+    cap_mib: int | None = bounded(None, gt=0, le=_MAX_MIB, why="MiB")  # emulate a low-RAM device: cgroup limit, else RLIMIT_AS
 
 
 @dataclass
 class RunConfig:
     """Defaults for run control; the CLI and the workload may override."""
 
-    warmup_runs: int = SPEC.warmup_runs
-    warmup_min_s: float = SPEC.warmup_min_s
-    min_runs: int = SPEC.min_runs
-    min_s: float = SPEC.min_s
-    max_s: float = SPEC.max_s
-    max_runs: int = SPEC.max_runs  # bound on samples for sub-millisecond models (min_s would otherwise make 100k+)
-    dynamic_dims: dict[str, int] = field(default_factory=dict)  # ONNX dynamic axes by name, e.g. {seq = 64}
-    threads: int | None = None
-    pin_cpus: list[int] | None = None  # taskset-style pinning (big cores on big.LITTLE)
-    timeout_s: float = SPEC.timeout_s
-    gguf_prompt_tokens: int = SPEC.gguf.prompt_tokens
-    gguf_new_tokens: int = SPEC.gguf.new_tokens
-    gguf_repetitions: int = SPEC.gguf.repetitions
-    cooldown_margin_c: float | None = None  # wait until within this of idle temperature before measuring
-    cooldown_max_s: float = 120.0
-    idle_temp_c: float | None = None  # the device's idle temperature; None: measured when a session opens
-    throttle_freq_fraction: float = 0.85  # the fastest usable CPU below this share of its max: throttled
-    adaptive_percentiles: list[float] | None = None  # e.g. [95]: measure until these percentiles' intervals ...
-    adaptive_rel_width: float = ADAPTIVE.rel_width  # ... are narrower than this share of their value (bounded by max_s)
+    warmup_runs: int = bounded(SPEC.warmup_runs, ge=0, le=_MAX_RUNS)
+    warmup_min_s: float = bounded(SPEC.warmup_min_s, ge=0, le=_DAY_S, why="seconds")
+    min_runs: int = bounded(SPEC.min_runs, ge=1, le=_MAX_RUNS)
+    min_s: float = bounded(SPEC.min_s, ge=0, le=_DAY_S, why="seconds")
+    max_s: float = bounded(SPEC.max_s, gt=0, le=_DAY_S, why="seconds")
+    max_runs: int = bounded(SPEC.max_runs, ge=1, le=_MAX_RUNS)  # bound on samples for sub-millisecond models
+    dynamic_dims: dict[str, int] = bounded({}, ge=1, le=2**31 - 1)  # ONNX dynamic axes by name, e.g. {seq = 64}
+    threads: int | None = bounded(None, ge=1, le=4096)
+    pin_cpus: list[int] | None = bounded(None, ge=0, le=4095)  # taskset-style pinning (big cores on big.LITTLE)
+    timeout_s: float = bounded(SPEC.timeout_s, gt=0, le=_DAY_S, why="seconds")
+    gguf_prompt_tokens: int = bounded(SPEC.gguf.prompt_tokens, ge=1, le=1 << 20)
+    gguf_new_tokens: int = bounded(SPEC.gguf.new_tokens, ge=1, le=1 << 20)
+    gguf_repetitions: int = bounded(SPEC.gguf.repetitions, ge=1, le=_MAX_RUNS)
+    cooldown_margin_c: float | None = bounded(None, ge=0, le=100, why="degrees C")  # within this of idle temp
+    cooldown_max_s: float = bounded(120.0, ge=0, le=_DAY_S, why="seconds")
+    idle_temp_c: float | None = bounded(None, ge=-40, le=150, why="degrees C")  # None: measured at session open
+    throttle_freq_fraction: float = bounded(0.85, gt=0, le=1)  # fastest usable CPU below this share of max: throttled
+    adaptive_percentiles: list[float] | None = bounded(None, gt=0, le=99.999)  # e.g. [95]: measure until ...
+    adaptive_rel_width: float = bounded(ADAPTIVE.rel_width, gt=0, le=10)  # ... intervals narrower than this share
 
 
 @dataclass
 class EnergyConfig:
     kind: Literal["none", "rapl", "fuel_gauge", "ppk2", "scpi"] = "none"
     port: str | None = None  # serial port of an external meter
-    baudrate: int | None = None
-    voltage_v: float | None = None  # supply voltage where the meter measures current only
-    idle_baseline_s: float = 2.0
+    baudrate: int | None = bounded(None, gt=0, le=100_000_000)
+    voltage_v: float | None = bounded(None, gt=0, le=1000, why="volts")  # where the meter measures current only
+    idle_baseline_s: float = bounded(2.0, ge=0, le=_DAY_S, why="seconds")
     mode: Literal["source", "ampere"] = "source"  # ppk2: supply the DUT at voltage_v, or sit in line with a supply
-    sample_hz: float | None = None  # polling rate of scpi / rapl / fuel_gauge (default: 20 / 10 / 4)
+    sample_hz: float | None = bounded(None, gt=0, le=1e7)  # polling rate of scpi / rapl / fuel_gauge (default: 20 / 10 / 4)
     scpi_query: str | None = None  # reply in W (A when voltage_v is set); default MEAS:POW?, else CURR? x VOLT?
     scpi_setup: list[str] = field(default_factory=list)  # sent once before polling, e.g. ["CONF:POW"]
     scpi_terminator: str = "\n"
@@ -98,12 +101,12 @@ class Profile:
     schema: int = PROFILE_SCHEMA
     description: str = ""
     os: Literal["linux", "android"] = "linux"
-    ram_mib: int | None = None
+    ram_mib: int | None = bounded(None, gt=0, le=_MAX_MIB, why="MiB of RAM")
     runtimes: list[Runtime] = field(default_factory=lambda: ["onnxruntime", "litert", "llama_cpp"])
     tags: list[str] = field(default_factory=list)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     run: RunConfig = field(default_factory=RunConfig)
-    budgets: dict[str, float] = field(default_factory=dict)  # metric -> max (lower-better) or min (higher-better)
+    budgets: dict[str, float] = bounded({}, ge=0)  # metric -> max (lower-better) or min (higher-better)
     energy: EnergyConfig = field(default_factory=EnergyConfig)
     source: str = ""  # file it was loaded from (set by the loader)
     unresolved: dict[str, str] = field(default_factory=dict)  # key -> env var that was not set at load time
@@ -115,16 +118,24 @@ class Profile:
                               hint=f"export {var}=... to use device '{self.name}'")
 
 
+_UNSET = object()
+
+
 def _expand_env(key: str, value: object, unresolved: dict[str, str]) -> object:
-    """Fill "$VAR" values from the environment; an unset one is recorded, and only an error once used."""
+    """Fill "$VAR" values from the environment (numbers too: the key's type converts them).
+
+    An unset one is recorded and its key left at its default: only an error once the profile is used
+    (`resolve` and the transports call require_resolved), so one unconfigured phone does not stop the others.
+    """
     if isinstance(value, str) and value.startswith("$") and len(value) > 1:
         var = value[1:]
         if var not in os.environ:
             unresolved[key] = var
-            return value
-        return os.environ[var]
+            return _UNSET
+        return EnvStr.of(os.environ[var], var)
     if isinstance(value, dict):
-        return {k: _expand_env(f"{key}.{k}" if key else k, v, unresolved) for k, v in value.items()}
+        out = {k: _expand_env(f"{key}.{k}" if key else k, v, unresolved) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v is not _UNSET}
     return value
 
 
@@ -145,22 +156,38 @@ def load_profile(path: Path) -> Profile:
             raise ConfigError(path, f"budgets.{metric}", "unknown metric",
                               hint=f"known: {', '.join(sorted(METRICS))}")
     t = prof.transport
-    if t.kind == "ssh" and not t.host:
+    if t.kind == "ssh" and not t.host and "transport.host" not in unresolved:
         raise ConfigError(path, "transport.host", "required for an ssh transport")
-    if t.kind == "adb" and not t.serial:
+    if t.kind == "adb" and not t.serial and "transport.serial" not in unresolved:
         raise ConfigError(path, "transport.serial", "required for an adb transport")
-    if prof.memory.cap_mib is not None and prof.memory.cap_mib <= 0:
-        raise ConfigError(path, "memory.cap_mib", "must be a positive number of MiB")
-    if prof.run.adaptive_percentiles is not None and not all(0 < p < 100 for p in prof.run.adaptive_percentiles):
-        raise ConfigError(path, "run.adaptive_percentiles", "expected percentiles in (0, 100), e.g. [95]")
-    if prof.run.adaptive_rel_width <= 0:
-        raise ConfigError(path, "run.adaptive_rel_width", "must be > 0 (0.05: the interval 5% of the value)")
-    if not 0.0 < prof.run.throttle_freq_fraction <= 1.0:
-        raise ConfigError(path, "run.throttle_freq_fraction", "must be in (0, 1]")
-    if prof.run.cooldown_margin_c is not None and prof.run.cooldown_margin_c < 0:
-        raise ConfigError(path, "run.cooldown_margin_c", "must be >= 0 degrees C")
+    _check_cross(path, prof)
     prof.source = str(path)
     return prof
+
+
+def host_ram_mib() -> int | None:
+    """This machine's physical RAM, for checking a local memory cap."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**20
+    except (ValueError, OSError):
+        return None
+
+
+def _check_cross(path: Path, prof: Profile) -> None:
+    """Checks that involve more than one key (single numbers are range-checked by their fields)."""
+    r = prof.run
+    if r.min_runs > r.max_runs:
+        raise ConfigError(path, "run.min_runs", f"{r.min_runs} is more than run.max_runs = {r.max_runs}")
+    if r.min_s > r.max_s:
+        raise ConfigError(path, "run.min_s", f"{r.min_s:g} s is more than run.max_s = {r.max_s:g} s")
+    cap = prof.memory.cap_mib
+    if cap is not None and prof.ram_mib is not None and cap > prof.ram_mib:
+        raise ConfigError(path, "memory.cap_mib", f"{cap} MiB is more than the device's ram_mib = {prof.ram_mib}",
+                          hint="a cap above the RAM caps nothing")
+    host = host_ram_mib()
+    if cap is not None and prof.transport.kind == "local" and host is not None and cap > host:
+        raise ConfigError(path, "memory.cap_mib", f"{cap} MiB is more than this machine's RAM ({host} MiB)",
+                          hint="a cap above the RAM caps nothing")
 
 
 def default_profiles_dir() -> Path:
@@ -186,10 +213,12 @@ def resolve(names: list[str], directory: Path | None = None) -> list[Profile]:
     """Profiles for the names given on a command line; 'all' means every profile."""
     profiles = load_all(directory)
     if names == ["all"] or "all" in names:
-        return list(profiles.values())
+        names = list(profiles)
     out: list[Profile] = []
     for n in names:
         if n not in profiles:
             raise UserError(f"unknown device '{n}'", hint=f"known devices: {', '.join(sorted(profiles)) or 'none'}")
         out.append(profiles[n])
+    for p in out:  # a requested device whose "$VAR" is unset: one line now, not a failure in a worker later
+        p.require_resolved()
     return out

@@ -9,19 +9,20 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from harness.errors import UserError
+from harness.record_check import STATUSES, RecordError, check_record
+from harness.record_check import json_type as _json_type
 
 SCHEMA = "edgefarm.result/1"
 RESULTS_FILE = "results.jsonl"
 
 Status = Literal["ok", "oom", "timeout", "crashed", "error", "device_lost", "skipped"]
-STATUSES: tuple[str, ...] = ("ok", "oom", "timeout", "crashed", "error", "device_lost", "skipped")
 
 
 def now_rfc3339() -> str:
@@ -96,8 +97,13 @@ class Record:
 
     @property
     def key(self) -> tuple[str, str]:
-        """(device, artifact name): what a gate rule or a report cell is about."""
+        """(device, artifact name): how a policy rule names what it is about (see `cell` for identity)."""
         return (self.device.name, self.artifact.name)
+
+    @property
+    def cell(self) -> tuple[str, str]:
+        """(device, artifact sha256): one cell of a run's matrix; two same-named files are two cells."""
+        return (self.device.name, self.artifact.sha256)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -108,8 +114,12 @@ class Record:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Record:
+        """A record from its JSON form; anything malformed is a RecordError naming the key."""
+        if not isinstance(d, dict):
+            raise RecordError(None, f"expected a JSON object, got {_json_type(d)}")
         if d.get("schema") != SCHEMA:
-            raise UserError(f"result has schema {d.get('schema')!r}; this edgefarm reads {SCHEMA!r}")
+            raise RecordError("schema", f"result has schema {d.get('schema')!r}; this edgefarm reads {SCHEMA!r}")
+        check_record(d)
         return cls(
             run_id=d["run_id"],
             device=DeviceInfo(**d["device"]),
@@ -164,27 +174,125 @@ class JsonlWriter:
         self.close()
 
 
-def iter_records(path: Path) -> Iterator[Record]:
-    """Read a results.jsonl; a torn last line (a run killed mid-write) is skipped, anything else is an error."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
+@dataclass
+class BadLine:
+    """A line of a results file that holds no usable record: where, which key, and why."""
+
+    path: str
+    line: int
+    key: str | None
+    problem: str
+    device: str | None = None  # what the line still says it was about, when that much is readable
+    artifact: str | None = None
+    sha256: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: " + (f"key '{self.key}': " if self.key else "") + self.problem
+
+
+def _about(obj: object) -> tuple[str | None, str | None, str | None]:
+    """(device, artifact name, sha256) of a malformed record, where those parts are readable strings."""
+    if not isinstance(obj, dict):
+        return None, None, None
+    dev, art = obj.get("device"), obj.get("artifact")
+    name = dev.get("name") if isinstance(dev, dict) else None
+    aname = art.get("name") if isinstance(art, dict) else None
+    sha = art.get("sha256") if isinstance(art, dict) else None
+    return tuple(x if isinstance(x, str) else None for x in (name, aname, sha))  # type: ignore[return-value]
+
+
+def read_results(path: Path) -> tuple[list[Record], list[BadLine]]:
+    """Every record of a results.jsonl, and every line that is not one (torn, not UTF-8, null, wrong types).
+
+    Tolerant by design: the gate turns each bad line into an `error` cell instead of losing it silently.
+    """
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a directory, not a {RESULTS_FILE}") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror or e})") from None
+    records: list[Record] = []
+    bad: list[BadLine] = []
+    raw_lines = data.split(b"\n")
+    last = max((i for i, ln in enumerate(raw_lines, 1) if ln.strip()), default=0)
+    for i, raw in enumerate(raw_lines, 1):
+        if not raw.strip():
             continue
+        obj: object = None
         try:
-            obj = json.loads(line)
+            obj = json.loads(raw.decode("utf-8"))
+            records.append(Record.from_dict(obj))  # type: ignore[arg-type]
+        except UnicodeDecodeError as e:
+            bad.append(BadLine(str(path), i, None, f"not UTF-8 text (byte {e.start}: {e.reason})"))
         except json.JSONDecodeError as e:
-            if i == len(lines):
-                continue
-            raise UserError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-        try:
-            yield Record.from_dict(obj)
-        except (KeyError, TypeError) as e:
-            raise UserError(f"{path}:{i}: not an edgefarm result record ({e})") from None
+            torn = " (torn: the run was killed while writing it?)" if i == last and not raw.endswith(b"}") else ""
+            bad.append(BadLine(str(path), i, None, f"not valid JSON ({e.msg} at column {e.colno}){torn}"))
+        except RecursionError:
+            bad.append(BadLine(str(path), i, None, "JSON nested too deeply to read"))
+        except RecordError as e:
+            bad.append(BadLine(str(path), i, e.key, e.problem, *_about(obj)))
+    return records, bad
 
 
-def load_run(run_dir: Path) -> list[Record]:
-    """All records of a run directory (or of a results.jsonl path)."""
+def iter_records(path: Path) -> Iterator[Record]:
+    """Read a results.jsonl strictly (merge, compare): the first bad line is a UserError naming file, line, key."""
+    records, bad = read_results(path)
+    if bad:
+        more = f" (and {len(bad) - 1} more bad lines)" if len(bad) > 1 else ""
+        raise UserError(f"{bad[0]}{more}")
+    yield from records
+
+
+def results_path(run_dir: Path) -> Path:
+    """The results.jsonl of a run directory (or the path itself when it names a file)."""
     path = run_dir / RESULTS_FILE if run_dir.is_dir() else run_dir
     if not path.exists():
         raise UserError(f"{run_dir}: no {RESULTS_FILE} here; is this an edgefarm run directory?")
-    return list(iter_records(path))
+    return path
+
+
+def load_run(run_dir: Path) -> list[Record]:
+    """All records of a run directory (or of a results.jsonl path); a bad line is a UserError."""
+    return list(iter_records(results_path(run_dir)))
+
+
+def cell_labels(artifacts: Iterable[tuple[str, str, str]]) -> dict[str, str]:
+    """sha256 -> a label a reader can tell apart: the artifact's name, with its parent folders put in front
+    while two different files share it (`a/model.onnx`, `b/model.onnx`), the sha256 prefix as a last resort.
+
+    `artifacts` are (sha256, name, path) triples. Reports use these labels for cells (with the device).
+    """
+    names: dict[str, str] = {}
+    parents: dict[str, tuple[str, ...]] = {}
+    for sha, name, path in artifacts:
+        if sha not in names:
+            names[sha] = name
+            parents[sha] = PurePosixPath(path.replace("\\", "/")).parent.parts
+    labels = dict(names)
+    depth = 0
+    while True:
+        by_label: dict[str, list[str]] = {}
+        for sha, lab in labels.items():
+            by_label.setdefault(lab, []).append(sha)
+        clashes = [shas for shas in by_label.values() if len(shas) > 1]
+        if not clashes:
+            return labels
+        depth += 1
+        grew = False
+        for shas in clashes:
+            for sha in shas:
+                up = [x for x in parents[sha] if x not in ("/", "")]
+                if depth <= len(up):
+                    labels[sha] = "/".join([*up[-depth:], names[sha]])
+                    grew = True
+        if not grew or depth > 32:
+            for shas in clashes:
+                for sha in shas:
+                    labels[sha] = f"{names[sha]}@{sha[:8]}"
+            return labels
+
+
+def record_labels(records: Iterable[Record]) -> dict[str, str]:
+    """sha256 -> label for the artifacts of these records (see cell_labels)."""
+    return cell_labels((r.artifact.sha256, r.artifact.name, r.artifact.path) for r in records)

@@ -9,7 +9,9 @@ import jsonschema
 import pytest
 
 from harness.errors import UserError
-from harness.records import ArtifactInfo, DeviceInfo, JsonlWriter, Metric, Record, load_run
+from harness.record_check import RecordError
+from harness.records import (ArtifactInfo, DeviceInfo, JsonlWriter, Metric, Record, cell_labels, load_run,
+                             read_results, record_labels)
 
 SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "harness/schemas/result.schema.json").read_text())
 
@@ -46,13 +48,52 @@ def test_schema_rejects_bad_status() -> None:
         jsonschema.validate(d, SCHEMA)
 
 
-def test_torn_last_line_is_skipped_but_middle_corruption_is_an_error(tmp_path: Path) -> None:
+def test_every_bad_line_is_named_with_file_line_and_key(tmp_path: Path) -> None:
     good = json.dumps(make().to_dict())
-    (tmp_path / "results.jsonl").write_text(good + "\n" + good[: len(good) // 2])
-    assert len(load_run(tmp_path)) == 1
-    (tmp_path / "results.jsonl").write_text(good[:20] + "\n" + good + "\n")
-    with pytest.raises(UserError, match=r"results.jsonl:1: not valid JSON"):
-        load_run(tmp_path)
+    wrong_type = make().to_dict()
+    wrong_type["metrics"]["latency_ms_p95"]["value"] = "3.5"
+    lines = [good.encode(), b"null", b"[1, 2]", b'{"schema": "edgefarm.result/1", "run_id": "\xff"}',
+             json.dumps(wrong_type).encode(), b"[" * 100_000 + b"]" * 100_000, good[: len(good) // 2].encode()]
+    path = tmp_path / "results.jsonl"
+    path.write_bytes(b"\n".join(lines))
+    records, bad = read_results(path)
+    assert len(records) == 1
+    got = [(b.line, b.key, b.problem) for b in bad]
+    assert got[0] == (2, None, "expected a JSON object, got null")
+    assert got[1] == (3, None, "expected a JSON object, got array")
+    assert got[2][:2] == (4, None) and got[2][2].startswith("not UTF-8 text")
+    assert got[3] == (5, "metrics.latency_ms_p95.value", "expected a number or null, got string '3.5'")
+    assert got[4] == (6, None, "JSON nested too deeply to read")
+    assert got[5][0] == 7 and "torn" in got[5][2]
+    assert str(bad[3]) == f"{path}:5: key 'metrics.latency_ms_p95.value': expected a number or null, got string '3.5'"
+    assert (bad[3].device, bad[3].artifact) == ("local", "m0.onnx")  # still says what the line was about
+    with pytest.raises(UserError, match=r"results.jsonl:2: expected a JSON object, got null \(and 5 more"):
+        load_run(tmp_path)  # strict readers (merge, compare, the pytest plugin) name the first
+
+
+def test_cell_is_device_and_sha256_and_labels_tell_same_names_apart() -> None:
+    a, b = make(), make()
+    a.artifact.path, b.artifact.path, b.artifact.sha256 = "/x/a/m0.onnx", "/x/b/m0.onnx", "1" * 64
+    assert a.key == b.key and a.cell != b.cell
+    assert record_labels([a, b]) == {"0" * 64: "a/m0.onnx", "1" * 64: "b/m0.onnx"}
+    assert record_labels([a]) == {"0" * 64: "m0.onnx"}  # no clash: the plain name
+    same_dir = cell_labels([("0" * 64, "m.onnx", "m.onnx"), ("1" * 64, "m.onnx", "m.onnx")])
+    assert same_dir == {"0" * 64: "m.onnx@00000000", "1" * 64: "m.onnx@11111111"}
+
+
+def test_record_check_follows_the_published_schema() -> None:
+    """What check_record accepts, the JSON schema accepts, key by key (one definition in two forms)."""
+    d = make().to_dict()
+    jsonschema.validate(d, SCHEMA)
+    for mutate in (lambda x: x.update(status="fine"), lambda x: x["device"].update(ram_mib="4096"),
+                   lambda x: x["artifact"].update(size_bytes=-1), lambda x: x["samples"].update(latency_ms=["1"]),
+                   lambda x: x["metrics"]["latency_ms_p95"].update(ci=[1.0]), lambda x: x["device"].update(extra=1)):
+        bad = json.loads(json.dumps(d))
+        mutate(bad)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, SCHEMA)
+        with pytest.raises(RecordError):
+            Record.from_dict(bad)
 
 
 def test_not_a_run_dir(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """`edgefarm gate`, `edgefarm report`, `edgefarm compare`, `edgefarm merge`.
 
 gate exits 0 pass, 1 fail (see harness/gate/engine.py for what inconclusive and errors do), 2 usage or
-config error (a UserError, printed as one line by harness/cli.py).
+config error (a UserError, printed as one line by harness/cli.py), 3 a planned cell is missing or its device
+was lost (codes: harness/errors.py).
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import sys
 from pathlib import Path
 
 from harness import profiles as profiles_mod
+from harness.config import cli_number
 from harness.errors import UserError
 from harness.gate import GateReport, evaluate, load_policy
 from harness.gate.compare import compare, compare_exit
 from harness.golden.attach import GOLDEN_DIR, attach_golden
 from harness.history.baseline import resolve_baseline
 from harness.profiles import Profile
-from harness.records import RESULTS_FILE, JsonlWriter, Record, iter_records, load_run
+from harness.gate.runjson import load_manifest
+from harness.records import RESULTS_FILE, JsonlWriter, Record, iter_records, load_run, read_results, results_path
 from harness.reports import PRINTERS, render
 from harness.reports.keyfigures import render_records
 from harness.reports.text import compare_text, gate_text
@@ -37,10 +40,18 @@ def _gate(args: argparse.Namespace) -> GateReport:
     run = Path(args.run_dir)
     policy = load_policy(Path(args.policy) if args.policy else None)
     baseline = resolve_baseline(args.baseline).records if args.baseline else None
-    records = load_run(run)
+    records, bad = read_results(results_path(run))  # bad lines become error cells, not a traceback or a gap
     attach_golden(records, run)  # golden pass rate and stability feed the KPIs
     return evaluate(records, policy, baseline=baseline, profiles=_profiles(args), run=str(run),
-                    baseline_run=args.baseline)
+                    baseline_run=args.baseline, manifest=load_manifest(run), bad_lines=bad)
+
+
+def _warn_loud(report: GateReport) -> None:
+    """Notes in capitals (an empty policy, a baseline that matches nothing) also go to the terminal's stderr."""
+    for n in report.notes:
+        head = n.split(":", 1)[0]
+        if head.isupper():
+            print(f"edgefarm: warning: {n}", file=sys.stderr)
 
 
 def _write(path: str, text: str) -> None:
@@ -54,6 +65,7 @@ def _write(path: str, text: str) -> None:
 
 def cmd_gate(args: argparse.Namespace) -> int:
     report = _gate(args)
+    _warn_loud(report)
     for fmt, path in (("json", args.json), ("junit", args.junit), ("md", args.md), ("html", args.html)):
         if path:
             _write(path, render(report, fmt))  # type: ignore[arg-type]
@@ -62,7 +74,9 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    text = render(_gate(args), args.format)
+    report = _gate(args)
+    _warn_loud(report)
+    text = render(report, args.format)
     if args.output:
         _write(args.output, text)
     else:
@@ -108,8 +122,8 @@ def merge_runs(out_dir: Path, shards: list[Path]) -> tuple[int, int, int]:
     kept: dict[tuple[str, str, str], Record] = {}
     same = conflicts = 0
     for f in files:
-        for rec in iter_records(f):
-            key = (rec.run_id, rec.device.name, rec.artifact.name)
+        for rec in iter_records(f):  # a bad line anywhere is a UserError naming file, line and key
+            key = (rec.run_id, *rec.cell)
             prev = kept.get(key)
             if prev is None:
                 kept[key] = rec
@@ -173,10 +187,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("compare", help="per-metric changes between two runs, with significance (asv style)")
     p.add_argument("a", metavar="A", help="the earlier run directory")
     p.add_argument("b", metavar="B", help="the later run directory")
-    p.add_argument("--threshold", type=float, default=5.0, metavar="PCT",
+    p.add_argument("--threshold", type=cli_number(float, gt=0, le=1e6), default=5.0, metavar="PCT",
                    help="worsening in %% that counts as a regression when significant (default 5); exit 1 "
                         "when a tracked metric regressed past it")
-    p.add_argument("--factor", type=float, help="the same as a ratio (1.05 = --threshold 5)")
+    p.add_argument("--factor", type=cli_number(float, gt=1.0, le=1e6), help="the same as a ratio (1.05 = --threshold 5)")
     p.add_argument("--only-changed", action="store_true", help="list only rows marked + - ~ x")
     p.set_defaults(func=cmd_compare)
 

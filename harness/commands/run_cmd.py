@@ -12,6 +12,7 @@ from typing import Any
 
 from harness import profiles as profiles_mod
 from harness.artifacts import inspect
+from harness.config import cli_number
 from harness.console import Progress
 from harness.errors import UserError
 from harness.farm import new_run_id, run_farm
@@ -137,13 +138,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--artifact", action="append", help="model file (ONNX, TFLite, GGUF); repeatable")
     p.add_argument("--out", help="run directory (default runs/<run id>)")
     p.add_argument("--profiles", help="device profile directory (default $EDGEFARM_PROFILES or ./device_profiles)")
-    p.add_argument("--min-runs", type=int, help="measured runs at least (default from the profile)")
-    p.add_argument("--min-s", type=float, help="measured seconds at least")
-    p.add_argument("--max-s", type=float, help="measured seconds at most")
-    p.add_argument("--warmup-runs", type=int)
-    p.add_argument("--threads", type=int)
-    p.add_argument("--timeout", type=float, help="per-artifact agent timeout in seconds")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--min-runs", type=cli_number(int, ge=1, le=10_000_000), help="measured runs at least (default from the profile)")
+    p.add_argument("--min-s", type=cli_number(float, ge=0, le=86400), help="measured seconds at least")
+    p.add_argument("--max-s", type=cli_number(float, gt=0, le=86400), help="measured seconds at most")
+    p.add_argument("--warmup-runs", type=cli_number(int, ge=0, le=10_000_000))
+    p.add_argument("--threads", type=cli_number(int, ge=1, le=4096))
+    p.add_argument("--timeout", type=cli_number(float, gt=0, le=86400), help="per-artifact agent timeout in seconds")
+    p.add_argument("--seed", type=cli_number(int, ge=0, le=2**63 - 1), default=0)
     p.add_argument("--adaptive", metavar="PCTS:WIDTH",
                    help="measure until each percentile's confidence interval is narrower than WIDTH x its value, "
                         "e.g. p95:0.05 (at least MLPerf's run count for it; at most --max-s)")

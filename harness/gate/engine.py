@@ -1,7 +1,14 @@
-"""evaluate(): records + policy (+ baseline run, + device profiles) -> GateReport.
+"""evaluate(): records + policy (+ baseline run, + device profiles, + the run's manifest) -> GateReport.
 
-Exit codes: 0 pass, 1 fail. Each rule outcome is marked blocking or not: fail always blocks; error (device
-lost, crash, timeout) blocks when the policy's `errors = "fail"` (default); inconclusive blocks when
+Cells are keyed by (device, artifact sha256) and labelled so same-named files stay apart (records.cell_labels).
+With the run's manifest, every planned cell is accounted for: one without a usable record is a `missing`
+error cell (harness/gate/checklist.py).
+
+Exit codes (harness/errors.py): 0 pass; 3 when a cell is device_lost or missing (the verdict is incomplete);
+else 1 when anything blocks. Each rule outcome is marked blocking or not: fail always blocks; an error
+blocks always when it is a lost device, a missing or unreadable record, a run `error` or a missing baseline
+under `missing_baseline = "error"`; a crash, timeout or unbudgeted oom blocks when the policy's
+`errors = "fail"` (default). A cell that is not ok can therefore never make the verdict PASS. Inconclusive blocks when
 `inconclusive = "fail"` (default: a budget straddled by its interval, a tainted run, too few samples);
 a relative change past its threshold but not significant blocks when `not_significant = "fail"` (default
 "pass", as asv: it is reported, marked "~", and does not fail). A run where no rule was judged at all exits 1
@@ -16,38 +23,79 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from harness.errors import ConfigError, UserError
+from harness.errors import EXIT_DEVICE, EXIT_GATE_FAILED, EXIT_OK, ConfigError, UserError
 from harness.gate import kpis
-from harness.gate.model import Cell, GateReport, RuleResult, Verdict, worst
+from harness.gate.checklist import missing_baseline_notes, missing_cells
+from harness.gate.model import LOST_STATUSES, Cell, GateReport, RuleResult, Verdict, worst
 from harness.gate.policy import BudgetRule, Policy, RelativeRule, load_policy
 from harness.gate.rules import MEMORY_METRICS, SampleCache, judge_budget, judge_oom, judge_relative
+from harness.gate.runjson import Manifest
 from harness.metrics import METRICS
 from harness.profiles import Profile
-from harness.records import Record, now_rfc3339
+from harness.records import BadLine, Record, now_rfc3339, record_labels
 from harness.version import harness_version
 
+# error kinds that block whatever the policy says: the verdict would otherwise hide a hole in the matrix
+_ALWAYS_BLOCKS = ("device_lost", "missing", "malformed", "error", "missing_baseline")
 
-def _latest(records: Sequence[Record], notes: list[str], what: str) -> dict[tuple[str, str], Record]:
-    """One record per (device, artifact); a duplicate is said, and the latest finished one is gated."""
+
+def _latest(records: Sequence[Record], notes: list[str], what: str,
+            labels: Mapping[str, str]) -> dict[tuple[str, str], Record]:
+    """One record per cell (device, sha256); a duplicate is said, and the latest finished one is gated."""
     out: dict[tuple[str, str], Record] = {}
     for r in records:
-        prev = out.get(r.key)
+        prev = out.get(r.cell)
         if prev is not None:
             keep = r if r.finished_at >= prev.finished_at else prev
-            notes.append(f"{what}: {r.key[0]} x {r.key[1]} has more than one record; "
-                         f"judged the one finished at {keep.finished_at} (run {keep.run_id})")
-            out[r.key] = keep
+            notes.append(f"{what}: {r.device.name} x {labels.get(r.artifact.sha256, r.artifact.name)} has more "
+                         f"than one record; judged the one finished at {keep.finished_at} (run {keep.run_id})")
+            out[r.cell] = keep
         else:
-            out[r.key] = r
+            out[r.cell] = r
     return out
 
 
-def _budgets(rec: Record, policy: Policy, profiles: Mapping[str, Profile]) -> list[tuple[str, float, str, str]]:
+class _BaselineIndex:
+    """Finds a candidate cell's baseline record: by sha256 first (same bytes), then by label, then by file name."""
+
+    def __init__(self, base: Mapping[tuple[str, str], Record]) -> None:
+        self.by_cell = base
+        labels = record_labels(base.values())
+        self.by_label = {(r.device.name, labels[r.artifact.sha256]): r for r in base.values()}
+        names: dict[tuple[str, str], list[Record]] = {}
+        for r in base.values():
+            names.setdefault((r.device.name, r.artifact.name), []).append(r)
+        self.by_name = {k: v[0] for k, v in names.items() if len(v) == 1}
+        self.matched = 0
+
+    def find(self, rec: Record, label: str) -> tuple[Record | None, str]:
+        b = self.by_cell.get(rec.cell)
+        how = "the same artifact bytes (sha256)"
+        if b is None:
+            b = self.by_label.get((rec.device.name, label))
+            how = f"label '{label}' (sha256 differs)"
+        if b is None:
+            b = self.by_name.get((rec.device.name, rec.artifact.name))
+            how = f"file name '{rec.artifact.name}' (sha256 differs)"
+        if b is None:
+            return None, ""
+        self.matched += 1
+        return b, how
+
+
+def _applies(rule: BudgetRule | RelativeRule, rec: Record, label: str) -> bool:
+    """A rule's `artifacts` may name the file name or the label (`a/model.onnx`)."""
+    dev, cls = rec.device.name, rec.device.device_class
+    return rule.matches(dev, cls, rec.artifact.name) or rule.matches(dev, cls, label)
+
+
+def _budgets(rec: Record, label: str, policy: Policy,
+             profiles: Mapping[str, Profile]) -> list[tuple[str, float, str, str]]:
     """(metric, limit, rule id, source) of every budget that applies to this record."""
     out: list[tuple[str, float, str, str]] = []
-    dev, cls, art = rec.device.name, rec.device.device_class, rec.artifact.name
+    dev = rec.device.name
     for i, b in enumerate(policy.budget):
-        if b.matches(dev, cls, art):
+        if _applies(b, rec, label):
             limit = b.max if b.max is not None else b.min
             assert limit is not None
             out.append((b.metric, limit, b.name or _budget_id(b.metric, limit), f"policy budget[{i}]"))
@@ -73,11 +121,24 @@ def _taint(r: RuleResult, reasons: list[str], whose: str) -> None:
         r.not_significant = False
 
 
-def _judge(rec: Record, base: Record | None, have_baseline: bool, policy: Policy,
-           profiles: Mapping[str, Profile], cache: SampleCache) -> tuple[list[RuleResult], list[str]]:
+def _no_baseline(rid: str, source: str, rr: RelativeRule, policy: Policy, baseline_run: str | None) -> RuleResult:
+    """A relative rule whose cell has no baseline record: skipped with the reason, or an error by policy."""
+    reason = (f"no baseline record for this device and artifact in {baseline_run or 'the baseline run'} "
+              "(matched neither by sha256, label nor file name)")
+    res = RuleResult(rid, "relative", source, "skipped", reason, metric=rr.metric, unit=METRICS[rr.metric].unit,
+                     comparator="<=", threshold=rr.max_worse_pct)
+    if policy.missing_baseline == "error":
+        res.outcome, res.error_kind = "error", "missing_baseline"
+        res.reason += '; the policy says missing_baseline = "error"'
+    return res
+
+
+def _judge(rec: Record, label: str, base: Record | None, have_baseline: bool, policy: Policy,
+           profiles: Mapping[str, Profile], cache: SampleCache,
+           baseline_run: str | None) -> tuple[list[RuleResult], list[str]]:
     notes: list[str] = []
     rules: list[RuleResult] = []
-    budgets = _budgets(rec, policy, profiles)
+    budgets = _budgets(rec, label, policy, profiles)
     cfg = policy.stats
     if policy.profile_budgets and profiles and rec.device.name not in profiles:
         notes.append(f"no device profile named '{rec.device.name}': no profile budgets were applied to it")
@@ -103,9 +164,12 @@ def _judge(rec: Record, base: Record | None, have_baseline: bool, policy: Policy
         seed = [cfg.seed, zlib.crc32(f"{rec.device.name}\0{rec.artifact.name}".encode())]
         rng = np.random.default_rng(seed)
         for i, rr in enumerate(policy.relative):
-            if not rr.matches(rec.device.name, rec.device.device_class, rec.artifact.name):
+            if not _applies(rr, rec, label):
                 continue
             rid = rr.name or f"{rr.metric} vs baseline <= +{rr.max_worse_pct:g}%"
+            if base is None:
+                rules.append(_no_baseline(rid, f"policy relative[{i}]", rr, policy, baseline_run))
+                continue
             r = judge_relative(rec, base, rr.metric, rr.max_worse_pct, rid, f"policy relative[{i}]",
                                cfg, cache, rng)
             if base is not None and base.tainted and r.kind == "relative":
@@ -133,7 +197,7 @@ def _blocking(r: RuleResult, policy: Policy) -> bool:
     if r.outcome == "fail":
         return True
     if r.outcome == "error":
-        return policy.errors == "fail"
+        return r.error_kind in _ALWAYS_BLOCKS or policy.errors == "fail"
     if r.outcome == "inconclusive":
         return (policy.not_significant if r.not_significant else policy.inconclusive) == "fail"
     return False
@@ -149,27 +213,32 @@ def evaluate(
     baseline_run: str | None = None,
     known_devices: Iterable[str] = (),
     known_artifacts: Iterable[str] = (),
+    manifest: Manifest | None = None,
+    bad_lines: Sequence[BadLine] = (),
 ) -> GateReport:
     """Judge a run against a policy (default policy when None), a baseline run and the device profiles.
 
-    A rule naming a device or artifact that is in none of the profiles, the run, the baseline or
-    known_devices / known_artifacts is a ConfigError. Pass the session's full lists there when gating a
-    part of a run (one record at a time, as the pytest plugin does).
+    With `manifest` (the run's run.json) every planned cell is accounted for; `bad_lines` are the results
+    lines that hold no record (records.read_results). A rule naming a device or artifact that is in none of
+    the profiles, the run, the baseline or known_devices / known_artifacts is a ConfigError. Pass the
+    session's full lists there when gating a part of a run (one record at a time, as the pytest plugin does).
     """
-    if not records:
+    if not records and not bad_lines and not (manifest and manifest.planned):
         raise UserError(f"no result records to gate{' in ' + run if run else ''}")
     policy = policy or load_policy()
     profiles = profiles or {}
     notes: list[str] = []
-    cand = _latest(records, notes, "run")
-    base = _latest(baseline, notes, "baseline") if baseline is not None else {}
+    labels = record_labels(records)
+    if manifest is not None:  # the labels the run itself gave its artifacts
+        labels.update({p.sha256: p.label for p in manifest.planned if p.sha256 is not None})
+    cand = _latest(records, notes, "run", labels)
+    base = _latest(baseline, notes, "baseline", record_labels(baseline)) if baseline is not None else {}
+    index = _BaselineIndex(base)
     policy.check_names(set(profiles) | {k[0] for k in cand} | {k[0] for k in base} | set(known_devices),
-                       {k[1] for k in cand} | {k[1] for k in base} | set(known_artifacts))
-    if baseline is None and policy.relative:
-        notes.append("no baseline run given: relative rules were not judged")
-    if policy.profile_budgets and not profiles:
-        notes.append("no device profiles given: only the policy's own budgets were applied")
-    in_run = {k[1] for k in cand}
+                       {r.artifact.name for r in (*cand.values(), *base.values())} | set(labels.values())
+                       | set(known_artifacts))
+    _policy_notes(policy, profiles, baseline is not None, notes)
+    in_run = {r.artifact.name for r in cand.values()} | {labels[r.artifact.sha256] for r in cand.values()}
     scoped: list[tuple[str, BudgetRule | RelativeRule]] = [
         *((f"budget[{i}]", b) for i, b in enumerate(policy.budget)),
         *((f"relative[{i}]", r) for i, r in enumerate(policy.relative))]
@@ -179,18 +248,25 @@ def evaluate(
                          "none of which is in this run")
     cache = SampleCache()
     cells: list[Cell] = []
-    for key in sorted(cand):
+    for key in sorted(cand, key=lambda k: (k[0], labels[k[1]], k[1])):
         rec = cand[key]
-        b = base.get(key)
-        rules, cnotes = _judge(rec, b, baseline is not None, policy, profiles, cache)
+        label = labels[rec.artifact.sha256]
+        b, how = index.find(rec, label) if baseline is not None else (None, "")
+        rules, cnotes = _judge(rec, label, b, baseline is not None, policy, profiles, cache, baseline_run)
+        prov = _provenance(rec)
+        if b is not None:
+            cnotes.append(f"baseline record matched by {how}")
+            prov["baseline_match"] = how.split(" ", 1)[0] if how.startswith(("label", "file")) else "sha256"
         cells.append(Cell(
-            device=rec.device.name, device_class=rec.device.device_class, artifact=rec.artifact.name,
+            device=rec.device.name, device_class=rec.device.device_class, artifact=label, sha256=rec.artifact.sha256,
             status=rec.status, outcome=worst([r.outcome for r in rules]), rules=rules,
             kpis=kpis.compute(rec, policy.kpis, cache) if rec.status == "ok" else [],
-            tainted=list(rec.tainted), notes=cnotes, message=rec.message, provenance=_provenance(rec),
+            tainted=list(rec.tainted), notes=cnotes, message=rec.message, provenance=prov,
             record=rec, baseline_record=b, latency=cache.get(rec, "latency_ms"),
             baseline_latency=cache.get(b, "latency_ms") if b is not None else None,
         ))
+    missing_baseline_notes(cells, baseline, index.matched, baseline_run, notes)
+    cells.extend(missing_cells(manifest, list(cand.values()), bad_lines, notes))
     counts = {o: 0 for o in ("pass", "fail", "inconclusive", "skipped", "error")}
     blocking = False
     for c in cells:
@@ -202,13 +278,27 @@ def evaluate(
     nothing_judged = verdict == "skipped" and policy.inconclusive == "fail"
     if nothing_judged:
         notes.append("no rule was judged on any record: a gate that judged nothing is not a pass")
-    exit_code = 1 if blocking or nothing_judged else 0
+    lost = any(c.status in LOST_STATUSES for c in cells)
+    exit_code = EXIT_DEVICE if lost else EXIT_GATE_FAILED if blocking or nothing_judged else EXIT_OK
     return GateReport(
         verdict=verdict, exit_code=exit_code, summary=_summary(verdict, cells, exit_code), cells=cells,
         counts=counts, policy_source=policy.source, inconclusive_means=policy.inconclusive,
         errors_mean=policy.errors, not_significant_means=policy.not_significant, run=run, baseline_run=baseline_run, notes=notes,
         harness_version=harness_version(), generated_at=now_rfc3339(),
     )
+
+
+def _policy_notes(policy: Policy, profiles: Mapping[str, Profile], have_baseline: bool, notes: list[str]) -> None:
+    """What the policy could not judge, said once per report (the empty policy loudly)."""
+    if not policy.budget and not policy.relative:
+        what = ("only the device profiles' budgets and the runs' status were judged"
+                if policy.profile_budgets and profiles else "only the runs' status was judged")
+        notes.append(f"POLICY HAS NO RULES: {policy.source or 'the policy'} has no [[budget]] and no [[relative]] "
+                     f"rule; {what}")
+    if not have_baseline and policy.relative:
+        notes.append("no baseline run given: relative rules were not judged")
+    if policy.profile_budgets and not profiles:
+        notes.append("no device profiles given: only the policy's own budgets were applied")
 
 
 def _summary(verdict: Verdict, cells: list[Cell], exit_code: int) -> str:

@@ -19,7 +19,9 @@ GATE_SCHEMA = "edgefarm.gate/1"
 
 Outcome = Literal["pass", "fail", "inconclusive", "skipped", "error"]
 OUTCOMES: tuple[Outcome, ...] = ("fail", "error", "inconclusive", "pass", "skipped")  # worst first
-ErrorKind = Literal["device_lost", "crashed", "timeout", "error", "oom"]
+ErrorKind = Literal["device_lost", "crashed", "timeout", "error", "oom", "missing", "malformed", "missing_baseline"]
+# A cell status beyond a record's: "missing" is a planned cell with no usable record (see engine.py).
+LOST_STATUSES = ("device_lost", "missing")
 RuleKind = Literal["budget", "relative", "run"]
 Verdict = Literal["pass", "fail", "inconclusive", "error", "skipped"]
 
@@ -98,10 +100,11 @@ class Cell:
 
     device: str
     device_class: str
-    artifact: str
-    status: str
+    artifact: str  # the label: the file name, or more of its path where two different files share a name
+    status: str  # a record's status, or "missing" (planned, no usable record)
     outcome: Outcome
     rules: list[RuleResult]
+    sha256: str = ""  # with device, the cell's identity
     kpis: list[Kpi] = field(default_factory=list)
     tainted: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -115,7 +118,7 @@ class Cell:
     def to_dict(self) -> dict[str, Any]:
         return {
             "device": self.device, "device_class": self.device_class, "artifact": self.artifact,
-            "status": self.status, "outcome": self.outcome, "message": self.message,
+            "sha256": self.sha256, "status": self.status, "outcome": self.outcome, "message": self.message,
             "tainted": list(self.tainted), "notes": list(self.notes),
             "rules": [r.to_dict() for r in self.rules], "kpis": [k.to_dict() for k in self.kpis],
             "provenance": dict(self.provenance),

@@ -9,7 +9,8 @@ that runs only some of them still gates); otherwise against the artifacts of the
     schema = 1
     inconclusive = "fail"      # interval straddles a budget, tainted run, too few samples: exit 1 (or "pass")
     not_significant = "pass"   # past a relative threshold but not significant (asv's "~"): exit 0 (or "fail")
-    errors = "fail"            # device_lost / crashed / timeout / error: exit 1 (or "pass")
+    errors = "fail"            # crashed / timeout / error: exit 1 (or "pass"); device_lost / missing always block
+    missing_baseline = "skip"  # a relative rule with no baseline cell: skipped with the reason (or "error")
     profile_budgets = true     # also judge each device profile's [budgets]
     artifacts = ["student-int8", "student-fp16"]  # optional: the artifact names rules may use
 
@@ -45,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from harness.config import parse_dataclass, read_toml
+from harness.config import bounded, parse_dataclass, read_toml
 from harness.errors import ConfigError
 from harness.metrics import METRICS
 from harness.profiles import DeviceClass
@@ -76,8 +77,8 @@ class BudgetRule(Scope):
     """An absolute budget: `max` for a lower-is-better metric, `min` for a higher-is-better one."""
 
     metric: str
-    max: float | None = None
-    min: float | None = None
+    max: float | None = bounded(None, ge=0)
+    min: float | None = bounded(None, ge=0)
     name: str = ""
 
 
@@ -86,22 +87,22 @@ class RelativeRule(Scope):
     """Candidate no more than `max_worse_pct` worse than the baseline run (and significantly so to fail)."""
 
     metric: str
-    max_worse_pct: float
+    max_worse_pct: float = bounded(ge=0, le=10000, why="percent")
     name: str = ""
 
 
 @dataclass
 class StatsConfig:
-    confidence: float = 0.95  # of intervals on budgets and on baseline ratios
-    alpha: float = 0.002  # Mann-Whitney significance level (asv's default)
-    bootstrap: int = 400  # bootstrap replicates of a ratio
-    seed: int = 0  # the bootstrap is seeded: one result set gives one verdict
+    confidence: float = bounded(0.95, ge=0.5, le=0.999999)  # of intervals on budgets and on baseline ratios
+    alpha: float = bounded(0.002, gt=0, le=0.499999)  # Mann-Whitney significance level (asv's default)
+    bootstrap: int = bounded(400, ge=50, le=1_000_000)  # bootstrap replicates of a ratio
+    seed: int = bounded(0, ge=0, le=2**63 - 1)  # the bootstrap is seeded: one result set gives one verdict
 
 
 @dataclass
 class KpiConfig:
-    sla_latency_ms: float | None = None  # latency SLA compliance: % of samples under this
-    price_per_hour: float | None = None  # device cost, for cost per 1k requests
+    sla_latency_ms: float | None = bounded(None, gt=0)  # latency SLA compliance: % of samples under this
+    price_per_hour: float | None = bounded(None, gt=0)  # device cost, for cost per 1k requests
     currency: str = "USD"
     quality: dict[str, float] = field(default_factory=dict)  # artifact -> quality score (when not in the record)
 
@@ -112,7 +113,8 @@ class Policy:
     description: str = ""
     inconclusive: Decision = "fail"  # what an inconclusive outcome does to the exit code
     not_significant: Decision = "pass"  # relative change past its threshold but not significant (asv: not a fail)
-    errors: Decision = "fail"  # what a lost device / crash / timeout does to the exit code
+    errors: Decision = "fail"  # what a crash / timeout / error does to the exit code (never a lost or missing cell)
+    missing_baseline: Literal["skip", "error"] = "skip"  # a relative rule whose cell has no baseline record
     profile_budgets: bool = True  # also apply each device profile's [budgets]
     artifacts: list[str] = field(default_factory=list)  # declared artifact names (checked at load time)
     stats: StatsConfig = field(default_factory=StatsConfig)

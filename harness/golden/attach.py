@@ -36,8 +36,10 @@ def attach_golden(records: list[Record], run_dir: Path) -> int:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             fields = _fields(data)
-        except (ValueError, KeyError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise UserError(f"{path}: not a golden result ({e})") from None
+        except RecursionError:
+            raise UserError(f"{path}: not a golden result (JSON nested too deeply to read)") from None
         rec.workload.update(fields)
         n += 1
     return n

@@ -296,6 +296,10 @@ def parse_suite(path: Path, *, require_reference: bool = True) -> tuple[Suite, l
             errs.append(ConfigError(where, None, f"not valid JSON ({e.msg} at column {e.colno})"))
             first = False
             continue
+        except RecursionError:  # a hostile line of 100k nested arrays: named, not a traceback
+            errs.append(ConfigError(where, None, "JSON nested too deeply to read"))
+            first = False
+            continue
         if not isinstance(obj, dict):
             errs.append(ConfigError(where, None, f"expected a JSON object, got {type(obj).__name__}"))
             first = False
