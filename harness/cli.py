@@ -83,7 +83,10 @@ def _run(argv: list[str] | None) -> int:
             raise
         # a path the user gave (or a full disk under it): name the path and what the system said
         target = f"{e.filename}" + (f" -> {e.filename2}" if e.filename2 else "")
-        print(f"edgefarm: error: {printable(target)}: {e.strerror or e}", file=sys.stderr)
+        what = e.strerror or str(e)
+        if isinstance(e, (FileExistsError, NotADirectoryError)):
+            what = f"{what}: a file is in the way of a directory"
+        print(f"edgefarm: error: {printable(target)}: {what}", file=sys.stderr)
         return EXIT_USAGE
 
 
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         sys.stdout, sys.stderr = out, err
         if previous == signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 if __name__ == "__main__":

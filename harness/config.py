@@ -231,3 +231,27 @@ def cli_number(kind: type[int] | type[float], *, gt: float | None = None, ge: fl
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
+
+
+def cli_json_object(text: str) -> dict[str, Any]:
+    """An argparse `type=` for a JSON object flag (`--spec-json`): a bad one is argparse's one-line error."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({e.__class__.__name__}: {str(e)[:120]})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object {{...}}, got {type(value).__name__}")
+    return value
+
+
+def cli_out_dir(text: str) -> str:
+    """An argparse `type=` for an output directory: refused at once when a file (not a directory) is there."""
+    p = Path(text)
+    for q in (p, *p.parents):
+        if q.exists() and not q.is_dir():
+            raise argparse.ArgumentTypeError(f"{q} is a file, not a directory")
+        if q.is_dir():
+            break
+    return text

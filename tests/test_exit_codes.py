@@ -29,8 +29,8 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*EDGEFARM, *args], capture_output=True, text=True, timeout=300)
 
 
-def gate(run: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return cli("gate", str(run), "--policy", str(POLICY), "--profiles", str(RESULTS / "baseline"), *extra)
+def gate(run: Path, *extra: str, policy: Path = POLICY) -> subprocess.CompletedProcess[str]:
+    return cli("gate", str(run), "--policy", str(policy), "--profiles", str(RESULTS / "baseline"), *extra)
 
 
 def test_the_codes_are_the_documented_ones() -> None:
@@ -53,7 +53,9 @@ def test_gate_0_1_2_3(tmp_path: Path) -> None:
         "devices": ["local"], "artifacts": [{"name": "m.onnx", "label": "m.onnx", "path": "/m.onnx",
                                              "sha256": "a" * 64, "size_bytes": 1, "format": "onnx"}],
         "planned": [{"device": "local", "sha256": "a" * 64}], "interrupted": None, "exit_code": None}))
-    r = gate(d)
+    pol = tmp_path / "p.toml"
+    pol.write_text('schema = 1\n[[budget]]\nmetric = "latency_ms_p95"\nmax = 250.0\n')
+    r = gate(d, policy=pol)
     assert r.returncode == 3 and "planned in run.json but results.jsonl has no record" in r.stdout
 
 

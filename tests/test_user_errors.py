@@ -130,6 +130,8 @@ def test_bad_cli_values(tmp_path: Path, tiny_samples: dict[str, Path]) -> None:
                               ("--min-runs", "-1", "expected a number >= 1"), ("--timeout", "0", "> 0"),
                               ("--threads", "0", ">= 1"), ("--seed", "-1", ">= 0"), ("--min-s", "x", "expected a number")):
         one_line_exit_2(run(tmp_path, d, tiny_samples["tflite"], flag, value), f"argument {flag}", want)
+    one_line_exit_2(run(tmp_path, d, tiny_samples["tflite"], "--spec-json", "{bad"), "--spec-json")
+    one_line_exit_2(run(tmp_path, d, tiny_samples["tflite"], "--spec-json", "[1]"), "--spec-json")
     one_line_exit_2(cli("compare", str(RESULTS / "baseline"), str(RESULTS / "mixed"), "--factor", "nan"),
                     "argument --factor")
     one_line_exit_2(cli("gate"), "RUN_DIR")
@@ -140,7 +142,9 @@ def test_out_naming_a_file(tmp_path: Path, tiny_samples: dict[str, Path]) -> Non
     d = profiles(tmp_path)
     f = tmp_path / "out"
     f.write_text("not a directory\n")
-    one_line_exit_2(run(tmp_path, d, tiny_samples["tflite"]), str(f))
+    one_line_exit_2(run(tmp_path, d, tiny_samples["tflite"]), "argument --out", f"{f} is a file, not a directory")
+    one_line_exit_2(cli("run", "--profiles", str(d), "--artifact", str(tiny_samples["tflite"]), "--out",
+                        str(f / "sub")), f"{f} is a file")
     assert f.read_text() == "not a directory\n"
 
 

@@ -234,3 +234,23 @@ def test_control_characters_never_reach_the_terminal_raw(tmp_path: Path) -> None
     assert "\x1b" not in out and "\x07" not in out and "\r" not in out and "\x9b" not in out
     assert "m\\x1b[2J\\x1b]0;pwned\\x07.onnx" in r.stdout and "\\u009bover" in r.stdout
     shutil.rmtree(d)
+
+
+def test_merge_unites_the_shards_checklists(tmp_path: Path) -> None:
+    recs = records("candidate_same")
+    local = [r for r in recs if r["device"]["name"] == "local"]
+    others = [r for r in recs if r["device"]["name"] != "local"]
+    a = run_dir(tmp_path / "a", local, man=manifest(local))
+    b = run_dir(tmp_path / "b", others[:-1], man=manifest(others))  # shard b lost its last cell
+    m = cli("merge", str(tmp_path / "m"), str(a), str(b))
+    assert m.returncode == 0, m.stderr
+    planned = json.loads((tmp_path / "m" / "run.json").read_text())["planned"]
+    assert len(planned) == len(recs)
+    r = gate(tmp_path / "m", "--baseline", str(RESULTS / "baseline"))
+    assert r.returncode == 3 and "planned in run.json but results.jsonl has no record" in r.stdout
+    before = (a / "results.jsonl").read_bytes()
+    (a / "run.json").unlink()
+    m = cli("merge", str(tmp_path / "m2"), str(a), str(b))
+    assert m.returncode == 0 and "has no run.json: the merged run has no checklist" in m.stderr
+    assert not (tmp_path / "m2" / "run.json").exists()
+    unchanged(a, before)

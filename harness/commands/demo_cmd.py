@@ -18,6 +18,7 @@ REPO_POLICY = Path(__file__).resolve().parents[2] / "ci" / "policy.toml"
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from harness.gate import evaluate, load_policy
+    from harness.manifest import load_manifest
     from harness.reports import render
     from harness.reports.text import gate_text
     from harness.samples import write_samples
@@ -37,7 +38,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"edgefarm: {result.write_error or f'interrupted by {result.interrupted}'}", file=sys.stderr)
         return result.exit_code
     policy_path = Path(args.policy) if args.policy else (REPO_POLICY if REPO_POLICY.is_file() else None)
-    report = evaluate(result.records, load_policy(policy_path), profiles={p.name: p for p in devices}, run=str(out))
+    report = evaluate(result.records, load_policy(policy_path), profiles={p.name: p for p in devices}, run=str(out),
+                      manifest=load_manifest(out), checklist=True)  # run.json is the checklist (h2)
     for fmt, name in (("json", "gate.json"), ("md", "report.md"), ("html", "report.html"), ("junit", "junit.xml")):
         (out / name).write_text(render(report, fmt), encoding="utf-8")  # type: ignore[arg-type]
     print()

@@ -12,6 +12,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from harness import profiles as profiles_mod
 from harness.config import cli_number
@@ -21,7 +22,7 @@ from harness.gate.compare import compare, compare_exit
 from harness.golden.attach import GOLDEN_DIR, attach_golden
 from harness.history.baseline import resolve_baseline
 from harness.profiles import Profile
-from harness.gate.runjson import load_manifest
+from harness.gate.runjson import RUN_FILE, RUN_SCHEMA, load_manifest
 from harness.records import RESULTS_FILE, JsonlWriter, Record, iter_records, load_run, read_results, results_path
 from harness.reports import PRINTERS, render
 from harness.reports.keyfigures import render_records
@@ -43,7 +44,7 @@ def _gate(args: argparse.Namespace) -> GateReport:
     records, bad = read_results(results_path(run))  # bad lines become error cells, not a traceback or a gap
     attach_golden(records, run)  # golden pass rate and stability feed the KPIs
     return evaluate(records, policy, baseline=baseline, profiles=_profiles(args), run=str(run),
-                    baseline_run=args.baseline, manifest=load_manifest(run), bad_lines=bad)
+                    baseline_run=args.baseline, manifest=load_manifest(run), bad_lines=bad, checklist=True)
 
 
 def _warn_loud(report: GateReport) -> None:
@@ -137,7 +138,38 @@ def merge_runs(out_dir: Path, shards: list[Path]) -> tuple[int, int, int]:
         for key in sorted(kept):
             w.write(kept[key])
     _merge_golden(out_dir, files)
+    _merge_manifests(out_dir, files)
     return len(kept), same, conflicts
+
+
+def _merge_manifests(out_dir: Path, result_files: list[Path]) -> None:
+    """The shards' run.json planned cells, united, so the merged gate still sees a cell no shard recorded."""
+    raw: list[dict[str, Any]] = []
+    for f in result_files:
+        if load_manifest(f.parent) is None:  # also validates it: a broken one is a named error
+            print(f"edgefarm: warning: {f.parent} has no {RUN_FILE}: the merged run has no checklist; "
+                  "the gate cannot see cells that shard never recorded", file=sys.stderr)
+            return
+        raw.append(json.loads((f.parent / RUN_FILE).read_text(encoding="utf-8")))
+    if not all(d.get("schema") == RUN_SCHEMA and isinstance(d.get("planned"), list) for d in raw):
+        print(f"edgefarm: warning: a shard's {RUN_FILE} has no planned cells (older edgefarm): the merged run "
+              "has no checklist", file=sys.stderr)
+        return
+    arts: dict[str, Any] = {}
+    planned: dict[tuple[str, str], dict[str, str]] = {}
+    for d in raw:
+        arts.update({a["sha256"]: a for a in d.get("artifacts", []) if isinstance(a, dict) and "sha256" in a})
+        planned.update({(c["device"], c["sha256"]): c for c in d["planned"]})
+    ends = [d.get("finished_at") for d in raw]
+    merged = {"schema": RUN_SCHEMA, "run_id": "+".join(sorted({str(d.get("run_id")) for d in raw})),
+              "started_at": min(str(d.get("started_at")) for d in raw),
+              "finished_at": None if None in ends else max(str(e) for e in ends),
+              "harness_version": raw[0].get("harness_version"),
+              "devices": sorted({dev for d in raw for dev in d.get("devices", [])}),
+              "artifacts": [arts[k] for k in sorted(arts)], "planned": [planned[k] for k in sorted(planned)],
+              "interrupted": next((d["interrupted"] for d in raw if d.get("interrupted")), None),
+              "exit_code": None, "merged_from": [str(f.parent) for f in result_files]}
+    (out_dir / RUN_FILE).write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
 
 
 def _merge_golden(out_dir: Path, result_files: list[Path]) -> None:

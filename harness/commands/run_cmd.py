@@ -12,7 +12,7 @@ from typing import Any
 
 from harness import profiles as profiles_mod
 from harness.artifacts import inspect
-from harness.config import cli_number
+from harness.config import cli_number, cli_out_dir
 from harness.console import Progress
 from harness.errors import UserError
 from harness.farm import new_run_id, run_farm
@@ -136,7 +136,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("run", help="benchmark artifacts on devices; stream results to a run directory")
     p.add_argument("--device", action="append", help="profile name (repeatable) or 'all'; default: local")
     p.add_argument("--artifact", action="append", help="model file (ONNX, TFLite, GGUF); repeatable")
-    p.add_argument("--out", help="run directory (default runs/<run id>)")
+    p.add_argument("--out", type=cli_out_dir, help="run directory (default runs/<run id>)")
     p.add_argument("--profiles", help="device profile directory (default $EDGEFARM_PROFILES or ./device_profiles)")
     p.add_argument("--min-runs", type=cli_number(int, ge=1, le=10_000_000), help="measured runs at least (default from the profile)")
     p.add_argument("--min-s", type=cli_number(float, ge=0, le=86400), help="measured seconds at least")

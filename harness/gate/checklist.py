@@ -32,7 +32,7 @@ def _bad_key(b: BadLine, by_name: bool) -> tuple[str, str] | None:
 
 
 def missing_cells(manifest: Manifest | None, records: Sequence[Record], bad: Sequence[BadLine],
-                  notes: list[str]) -> list[Cell]:
+                  notes: list[str], checklist: bool = True) -> list[Cell]:
     """Error cells for planned cells without a record, and for bad lines no planned cell accounts for."""
     out: list[Cell] = []
     by_name = manifest is not None and any(p.sha256 is None for p in manifest.planned)
@@ -46,10 +46,10 @@ def missing_cells(manifest: Manifest | None, records: Sequence[Record], bad: Seq
         else:
             bad_for.setdefault(k, []).append(b)
     run_id = (manifest.run_id if manifest else None) or ""
-    if manifest is None:
+    if manifest is None and checklist:
         notes.append("no run.json beside the results: the gate cannot tell whether planned cells are missing; "
                      "it judged the records present")
-    else:
+    elif manifest is not None:
         notes.extend(manifest.assumed)
         why = ("the run was interrupted (" + manifest.interrupted + ")" if manifest.interrupted
                else "the run did not finish (killed?)" if not manifest.finished

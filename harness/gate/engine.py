@@ -215,12 +215,14 @@ def evaluate(
     known_artifacts: Iterable[str] = (),
     manifest: Manifest | None = None,
     bad_lines: Sequence[BadLine] = (),
+    checklist: bool = False,
 ) -> GateReport:
     """Judge a run against a policy (default policy when None), a baseline run and the device profiles.
 
     With `manifest` (the run's run.json) every planned cell is accounted for; `bad_lines` are the results
     lines that hold no record (records.read_results). A rule naming a device or artifact that is in none of
-    the profiles, the run, the baseline or known_devices / known_artifacts is a ConfigError. Pass the
+    the profiles, the run, the baseline or known_devices / known_artifacts is a ConfigError. `checklist`:
+    the caller gates a whole run directory, so a missing manifest is said (the gate cannot see holes). Pass the
     session's full lists there when gating a part of a run (one record at a time, as the pytest plugin does).
     """
     if not records and not bad_lines and not (manifest and manifest.planned):
@@ -266,7 +268,7 @@ def evaluate(
             baseline_latency=cache.get(b, "latency_ms") if b is not None else None,
         ))
     missing_baseline_notes(cells, baseline, index.matched, baseline_run, notes)
-    cells.extend(missing_cells(manifest, list(cand.values()), bad_lines, notes))
+    cells.extend(missing_cells(manifest, list(cand.values()), bad_lines, notes, checklist))
     counts = {o: 0 for o in ("pass", "fail", "inconclusive", "skipped", "error")}
     blocking = False
     for c in cells:
