@@ -24,7 +24,7 @@ TransportKind = Literal["local", "ssh", "adb"]
 Runtime = Literal["onnxruntime", "litert", "llama_cpp"]
 _MAX_MIB = 1 << 24  # 16 TiB: any RAM or cap above this is a typo, not a device
 _DAY_S = 86400.0  # no single timeout or duration here is meant to exceed a day
-_MAX_RUNS = 10_000_000
+_MAX_RUNS = 2**31 - 1  # "stop by time, not count" profiles use 1e9
 
 
 @dataclass
