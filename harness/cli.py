@@ -60,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(argv: list[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a bad flag (one line already printed): a code, for callers too
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
     for dest, value in vars(args).items():  # no flag of ours means NaN or infinity: catch any that lacks a type check
         if isinstance(value, float) and not math.isfinite(value):
             parser.error(f"argument --{dest.replace('_', '-')}: expected a finite number, got {value}")
