@@ -18,7 +18,7 @@ REPO_POLICY = Path(__file__).resolve().parents[2] / "ci" / "policy.toml"
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from harness.gate import evaluate, load_policy
-    from harness.manifest import load_manifest
+    from harness.gate.runjson import load_manifest
     from harness.reports import render
     from harness.reports.text import gate_text
     from harness.samples import write_samples
