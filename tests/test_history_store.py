@@ -194,3 +194,20 @@ def test_old_run_json_and_merged_directories_are_read(tmp_path: Path, template: 
     data = read_run(merged)
     assert data.run_id.startswith("merged-") and len(data.records) == 4
     assert read_run(merged).run_id == data.run_id  # the same directory, the same id: re-adding is a no-op
+
+
+def test_the_html_report_draws_each_gated_metrics_trend_with_its_change_point(template: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "h.db")
+    noise = [1.0 + 0.02 * ((i * 7919) % 11 - 5) / 5 for i in range(16)]
+    nights = [derive_night(template, tmp_path / f"n{i}", i, scale=(1.0 if i < 8 else 1.5) * noise[i])
+              for i in range(16)]
+    for n in nights:
+        add(db, n)
+    html = tmp_path / "r.html"
+    r = cli("gate", str(nights[-1]), "--baseline", "night-000", "--html", str(html), env={"EDGEFARM_DB": db})
+    assert r.returncode in (0, 1), r.stderr
+    text = html.read_text()
+    assert 'data-chart="trend-latency_ms_p50"' in text
+    assert 'data-mark="change-8"' in text and "regression +" in text
+    r = cli("gate", str(nights[-1]), "--baseline", str(nights[0]), "--html", str(html), env={"EDGEFARM_DB": ""})
+    assert r.returncode in (0, 1) and 'data-chart="trend-' not in html.read_text()

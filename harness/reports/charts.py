@@ -222,6 +222,8 @@ def cell_charts(cell: Cell) -> str:
         parts.append(rate_svg(cell))
     parts.append(memory_svg(cell))
     parts.append(thermal_svg(rec))
+    from harness.history.trend_chart import cell_trends  # across runs, when a results store is configured
+    parts.append(cell_trends(cell))
     return "".join(parts)
 
 
