@@ -122,3 +122,36 @@ def test_with_sqlite_the_store_leaves_devices_to_file_locks(tmp_path: Path, monk
     assert db_device_lease("pixel7") is None
     monkeypatch.delenv("EDGEFARM_DB")
     assert db_device_lease("pixel7") is None
+
+
+def test_edgefarm_run_waits_for_the_lease_then_records_into_postgresql(pg: Any, tiny_samples: dict[str, Path],
+                                                                        fast_profiles: Path, tmp_path: Path) -> None:
+    url = pg.create_db("lease_run")
+    holder = controller(url, "local")
+    try:
+        assert line(holder) == "HELD"
+        run = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "--device", "local", "--profiles",
+                                str(fast_profiles), "--artifact", str(tiny_samples["onnx"]), "--out",
+                                str(tmp_path / "run")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "PYTHONPATH": str(ROOT), "EDGEFARM_DB": url})
+        assert run.stdout is not None
+        seen = []
+        for out in run.stdout:  # until run says it waits (it must: the device is leased)
+            seen.append(out)
+            if "leased by" in out:
+                break
+        assert f"pid {holder.pid} on " in seen[-1], "".join(seen)
+        assert not (tmp_path / "run" / "results.jsonl").exists() or not (tmp_path / "run" / "results.jsonl").read_text()
+        assert holder.stdin is not None
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        rest = run.stdout.read()
+        assert run.wait(300) == 0, "".join(seen) + rest
+    finally:
+        finish(holder)
+    from harness.history.db import parse_url
+    from harness.history.store import Store
+
+    with Store(parse_url(url)) as s:
+        (r,) = s.runs()
+        assert r.records == 1

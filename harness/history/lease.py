@@ -92,6 +92,9 @@ def _heartbeat(lease: Lease, stop: threading.Event) -> None:
 def hold_lease(url: StoreUrl, device: str, *, on_wait: Callable[[str], None] | None = None,
                timeout_s: float | None = None, ttl_s: float | None = None) -> Iterator[None]:
     """Hold the device's lease; wait (saying who holds it) while another controller does."""
+    if on_wait is None:  # say it anyway, past pytest's capture: a silent wait looks like a hang
+        def on_wait(msg: str) -> None:
+            print(f"edgefarm: {msg}", file=sys.__stderr__, flush=True)
     conn = connect(url)
     lease = Lease(conn, device, ttl_s or lease_ttl())
     try:
