@@ -104,7 +104,7 @@ def hold_lease(url: StoreUrl, device: str, *, on_wait: Callable[[str], None] | N
             ok, holder, left = lease.try_acquire()
             if ok:
                 break
-            if on_wait and holder != told:
+            if holder != told:
                 on_wait(f"device '{device}' is leased by {holder} (lapses in {max(left, 0):.0f} s unless renewed); "
                         "waiting")
                 told = holder
