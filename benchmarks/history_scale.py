@@ -86,8 +86,17 @@ def bench(url: str, args: argparse.Namespace) -> None:
         t_gen += t1 - t0
         records += len(data.records)
         if (i + 1) % max(1, args.nights // 10) == 0:
+            # A trend query at this length of history too, so a run stopped early still says something.
+            trend(store, "dev000", "s00.onnx", "load_time_ms")
+            qt = []
+            for q in range(5):
+                t2 = time.perf_counter()
+                trend(store, f"dev{(q * 37) % args.devices:03d}", f"s{(q * 7) % args.artifacts:02d}.onnx",
+                      "latency_ms_p95")
+                qt.append(time.perf_counter() - t2)
             print(f"  {engine}: {i + 1} nights, {records} records, {records / t_ing:,.0f} records/s "
-                  f"({records * len(METRICS) / t_ing:,.0f} metric rows/s)", flush=True)
+                  f"({records * len(METRICS) / t_ing:,.0f} metric rows/s); trend of {i + 1} points: median "
+                  f"{statistics.median(qt) * 1000:.1f} ms, max {max(qt) * 1000:.1f} ms", flush=True)
     print(f"{engine}: ingested {args.nights} nights = {records:,} records ({records * len(METRICS):,} metric points) "
           f"in {t_ing:.1f} s: {records / t_ing:,.0f} records/s, {args.nights / t_ing:.2f} nights/s "
           f"(generating them took {t_gen:.1f} s more, not counted)")
