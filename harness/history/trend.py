@@ -18,6 +18,9 @@ from harness.metrics import METRICS
 # Otava's defaults for nightly series: a change needs p < 0.001 (t-test between the segments) to count.
 MAX_PVALUE = 0.001
 WINDOW = 50  # Otava's sliding window: long enough to see a level, short enough to find several changes a year
+# A level needs this many runs on each side: one bad night at the end of a series is an outlier until the next
+# night confirms it (the gate judges that night against its baseline anyway).
+MIN_SEGMENT = 2
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,10 @@ def change_points(values: list[float], *, max_pvalue: float = MAX_PVALUE, window
         raise UserError("change-point detection needs Apache Otava",
                         hint="pip install --no-deps apache-otava scipy (ci/setup.sh does)") from None
     cps, _weak = compute_change_points(list(values), window_len=window, max_pvalue=max_pvalue)
-    return sorted(cps, key=lambda c: c.index)
+    cps = sorted(cps, key=lambda c: int(c.index))
+    bounds = [0, *(int(c.index) for c in cps), len(values)]
+    return [c for k, c in enumerate(cps) if bounds[k + 1] - bounds[k] >= MIN_SEGMENT
+            and bounds[k + 2] - bounds[k + 1] >= MIN_SEGMENT]
 
 
 def _kind(metric: str, before: float, after: float) -> str:
