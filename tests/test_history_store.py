@@ -207,7 +207,7 @@ def test_the_html_report_draws_each_gated_metrics_trend_with_its_change_point(te
     r = cli("gate", str(nights[-1]), "--baseline", "night-000", "--html", str(html), env={"EDGEFARM_DB": db})
     assert r.returncode in (0, 1), r.stderr
     text = html.read_text()
-    assert 'data-chart="trend-latency_ms_p50"' in text
-    assert 'data-mark="change-8"' in text and "regression +" in text
+    assert 'data-chart="trend"' in text and "latency_ms_p50 of local" in text
+    assert 'data-mark="change-point" data-value="8"' in text and "regression +" in text
     r = cli("gate", str(nights[-1]), "--baseline", str(nights[0]), "--html", str(html), env={"EDGEFARM_DB": ""})
     assert r.returncode in (0, 1) and 'data-chart="trend-' not in html.read_text()
