@@ -15,7 +15,9 @@ the same samples both give the same estimate, interval and minimum count. `estim
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 PERCENTILES = (50, 90, 95, 99)
@@ -46,6 +48,7 @@ def _binom_pmfs(n: int, p: float) -> Tuple[int, List[float]]:
                 for k in range(lo, hi + 1)]
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function of (n, p, confidence): a gate asks it ~once per cell
 def quantile_ci_ranks(n: int, p: float, confidence: float = 0.95) -> Optional[Tuple[int, int]]:
     """1-based ranks (l, u) with P(X(l) <= q_p <= X(u)) >= confidence, equal tails; None if not inside 1..n.
 
@@ -72,6 +75,7 @@ def quantile_ci_ranks(n: int, p: float, confidence: float = 0.95) -> Optional[Tu
     return l_rank, u_rank
 
 
+@functools.lru_cache(maxsize=256)
 def min_samples_for_percentile(p: float, confidence: float = 0.95) -> int:
     """Smallest n for which the p-quantile's interval (equal tails) lies inside the sample."""
     tail = (1.0 - confidence) / 2.0
@@ -101,10 +105,27 @@ def lag1_autocorrelation(values: Sequence[float]) -> float:
         return 0.0
     mean = math.fsum(values) / n
     d = [v - mean for v in values]
-    den = math.fsum(v * v for v in d)
+    den = math.fsum(map(operator.mul, d, d))  # map over C operators: the same products, ~3x faster than a genexpr
     if den <= 0.0:
         return 0.0
-    return math.fsum(d[i] * d[i - 1] for i in range(1, n)) / den
+    return math.fsum(map(operator.mul, d[1:], d[:-1])) / den
+
+
+def indicator_lag1_autocorrelation(flags: Sequence[bool]) -> float:
+    """Lag-1 autocorrelation of a 0/1 series, from integer counts (exact up to the final division).
+
+    With k ones, S adjacent 1-1 pairs, A = k - x[0] and B = k - x[n-1]: r = (n^2 S - n k (A + B) + (n-1) k^2)
+    / (n k (n - k)), the same quantity lag1_autocorrelation computes with float roundings on the way.
+    """
+    n = len(flags)
+    if n < 8:
+        return 0.0
+    k = sum(flags)
+    if k == 0 or k == n:
+        return 0.0
+    pairs = int(sum(map(operator.and_, flags[1:], flags[:-1])))
+    a_plus_b = 2 * k - int(flags[0]) - int(flags[-1])
+    return (n * n * pairs - n * k * a_plus_b + (n - 1) * k * k) / float(n * k * (n - k))
 
 
 def dependence_series(run_order: Sequence[float], kind: str = "mean", p: float = 0.5) -> List[float]:
@@ -118,13 +139,19 @@ def dependence_series(run_order: Sequence[float], kind: str = "mean", p: float =
     return [float(x) for x in run_order]
 
 
-def effective_n(run_order: Sequence[float], kind: str = "mean", p: float = 0.5) -> int:
+def effective_n(run_order: Sequence[float], kind: str = "mean", p: float = 0.5,
+                sorted_xs: Optional[Sequence[float]] = None) -> int:
     """n, or n (1 - r) / (1 + r) when the statistic's lag-1 autocorrelation r is significantly positive
-    (above 2/sqrt(n), white noise's 95% bound; r clipped to 0.9)."""
+    (above 2/sqrt(n), white noise's 95% bound; r clipped to 0.9). sorted_xs: the same values sorted, where
+    the caller already has them (saves a sort per quantile)."""
     n = len(run_order)
     if n < 8:
         return n
-    r = lag1_autocorrelation(dependence_series(run_order, kind, p))
+    if kind == "quantile":  # the indicators' r from integer counts: the hot path of a big gate
+        q = percentile_type7(sorted(run_order) if sorted_xs is None else sorted_xs, p)
+        r = indicator_lag1_autocorrelation([x <= q for x in run_order])
+    else:
+        r = lag1_autocorrelation(dependence_series(run_order, kind, p))
     if r <= 2.0 / math.sqrt(n):
         return n
     r = min(r, 0.9)
@@ -199,6 +226,7 @@ def t_cdf(t: float, df: float) -> float:
     return 1.0 - tail if t >= 0 else tail
 
 
+@functools.lru_cache(maxsize=1024)  # bisection costs ~200 incomplete betas; (q, df) repeat across cells
 def t_quantile(q: float, df: float) -> float:
     """Student t quantile (0 < q < 1) by bisection on t_cdf."""
     if q == 0.5:

@@ -90,3 +90,23 @@ def test_series_metrics_names_and_nan_free() -> None:
     assert set(m) == {"latency_ms_" + s for s in ("mean", "std", "min", "max", "p50", "p90", "p95", "p99")}
     assert m["latency_ms_std"]["value"] == pytest.approx(1.0)
     assert S.series_metrics("itl_ms", [], "ms", 0.95)["itl_ms_p50"]["value"] is None
+
+
+def test_indicator_autocorrelation_from_counts_equals_the_float_series_one() -> None:
+    """The integer-count lag-1 r (the gate's hot path) is the float computation's r, and gives the same n_eff."""
+    rng = random.Random(7)
+    for _ in range(400):
+        n = rng.choice([8, 9, 31, 200, 2000])
+        rho, v, xs = rng.choice([0.0, 0.5, 0.9]), 0.0, []
+        for _ in range(n):
+            v = rho * v + rng.gauss(0.0, 1.0)
+            xs.append(round(v, rng.choice([1, 6])))  # rounding makes ties, as timer resolution does
+        for p in (0.5, 0.9, 0.95, 0.99):
+            q = A.percentile_type7(sorted(xs), p)
+            flags = [x <= q for x in xs]
+            ref = A.lag1_autocorrelation(A.dependence_series(xs, "quantile", p))
+            assert A.indicator_lag1_autocorrelation(flags) == pytest.approx(ref, abs=1e-12)
+            thr = 2.0 / math.sqrt(n)
+            want = n if n < 8 or ref <= thr else max(1, int(n * (1.0 - min(ref, 0.9)) / (1.0 + min(ref, 0.9))))
+            assert A.effective_n(xs, "quantile", p) == want
+            assert A.effective_n(xs, "quantile", p, sorted(xs)) == want

@@ -77,7 +77,9 @@ def inflation(run_order: FloatArray, est: Estimator | None = None) -> float:
     n = len(run_order)
     if est is not None and est.series in ORDERED_BY_DESIGN:
         return 1.0
-    m = one.effective_n(run_order.tolist(), est.kind if est else "mean", est.p if est else 0.5)
+    kind = est.kind if est else "mean"
+    sorted_xs = np.sort(run_order).tolist() if kind == "quantile" else None  # numpy's sort: same order, faster
+    m = one.effective_n(run_order.tolist(), kind, est.p if est else 0.5, sorted_xs)
     return n / m if 0 < m < n else 1.0
 
 
