@@ -117,14 +117,18 @@ def indicator_lag1_autocorrelation(flags: Sequence[bool]) -> float:
     With k ones, S adjacent 1-1 pairs, A = k - x[0] and B = k - x[n-1]: r = (n^2 S - n k (A + B) + (n-1) k^2)
     / (n k (n - k)), the same quantity lag1_autocorrelation computes with float roundings on the way.
     """
-    n = len(flags)
-    if n < 8:
+    if len(flags) < 8:
         return 0.0
-    k = sum(flags)
+    return indicator_r(len(flags), int(sum(flags)), int(sum(map(operator.and_, flags[1:], flags[:-1]))),
+                       bool(flags[0]), bool(flags[-1]))
+
+
+def indicator_r(n: int, k: int, pairs: int, first: bool, last: bool) -> float:
+    """r of a 0/1 series of length n from its counts: k ones, `pairs` adjacent 1-1 pairs, its first and last
+    values (integers throughout, so a vectorised count gives the very same r)."""
     if k == 0 or k == n:
         return 0.0
-    pairs = int(sum(map(operator.and_, flags[1:], flags[:-1])))
-    a_plus_b = 2 * k - int(flags[0]) - int(flags[-1])
+    a_plus_b = 2 * k - int(first) - int(last)
     return (n * n * pairs - n * k * a_plus_b + (n - 1) * k * k) / float(n * k * (n - k))
 
 
@@ -152,7 +156,12 @@ def effective_n(run_order: Sequence[float], kind: str = "mean", p: float = 0.5,
         r = indicator_lag1_autocorrelation([x <= q for x in run_order])
     else:
         r = lag1_autocorrelation(dependence_series(run_order, kind, p))
-    if r <= 2.0 / math.sqrt(n):
+    return effective_n_from_r(n, r)
+
+
+def effective_n_from_r(n: int, r: float) -> int:
+    """n, or n (1 - r) / (1 + r) when r is above 2/sqrt(n) (white noise's 95% bound; r clipped to 0.9)."""
+    if n < 8 or r <= 2.0 / math.sqrt(n):
         return n
     r = min(r, 0.9)
     return max(1, int(n * (1.0 - r) / (1.0 + r)))

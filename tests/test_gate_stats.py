@@ -220,3 +220,23 @@ def test_bursty_samples_widen_the_recorded_interval_and_the_gate_keeps_it(tmp_pa
     p.write_text('schema = 1\n[[budget]]\nmetric = "latency_ms_p95"\nmax = 1000\n')
     r = evaluate([rec], load_policy(p)).cells[0].rules[0]
     assert r.ci == recorded
+
+
+def test_gate_inflation_is_exactly_the_agents_effective_n() -> None:
+    """The gate's vectorised serial dependence gives one.effective_n's n_eff, bit for bit, for every statistic."""
+    rng = np.random.default_rng(11)
+    for _ in range(150):
+        n = int(rng.choice([8, 12, 64, 500, 2000]))
+        rho = float(rng.choice([0.0, 0.4, 0.9]))
+        noise = rng.standard_normal(n)
+        xs = np.empty(n)
+        v = 0.0
+        for i in range(n):
+            v = rho * v + noise[i]
+            xs[i] = 50.0 + v
+        xs = np.round(xs, int(rng.choice([1, 6])))  # ties, as a timer's resolution makes
+        for est in (Estimator("latency_ms", "quantile", 0.5), Estimator("latency_ms", "quantile", 0.95),
+                    Estimator("latency_ms", "quantile", 0.99), Estimator("latency_ms", "mean"),
+                    Estimator("tokens_per_s", "rate")):
+            m = one.effective_n(xs.tolist(), est.kind, est.p)
+            assert inflation(xs, est) == (n / m if m < n else 1.0), (n, rho, est)

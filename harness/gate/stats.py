@@ -77,10 +77,24 @@ def inflation(run_order: FloatArray, est: Estimator | None = None) -> float:
     n = len(run_order)
     if est is not None and est.series in ORDERED_BY_DESIGN:
         return 1.0
-    kind = est.kind if est else "mean"
-    sorted_xs = np.sort(run_order).tolist() if kind == "quantile" else None  # numpy's sort: same order, faster
-    m = one.effective_n(run_order.tolist(), kind, est.p if est else 0.5, sorted_xs)
+    m = n if n < 8 else one.effective_n_from_r(n, _lag1_r(run_order, est))
     return n / m if 0 < m < n else 1.0
+
+
+def _lag1_r(run_order: FloatArray, est: Estimator | None) -> float:
+    """agents.stats' r for the statistic, vectorised: a quantile's from the same integer counts
+    (one.indicator_r), a mean's / rate's with the same elementwise IEEE operations summed by math.fsum;
+    so one.effective_n and the gate agree exactly (tests/test_gate_stats.py)."""
+    if est is not None and est.kind == "quantile":
+        flags = run_order <= sorted_quantile(np.sort(run_order), est.p)
+        pairs = int(np.count_nonzero(flags[1:] & flags[:-1]))
+        return one.indicator_r(len(flags), int(np.count_nonzero(flags)), pairs, bool(flags[0]), bool(flags[-1]))
+    if est is not None and est.kind == "rate":
+        return one.lag1_autocorrelation(one.dependence_series(run_order.tolist(), "rate"))
+    xs = run_order.tolist()
+    d = run_order - math.fsum(xs) / len(xs)
+    den = math.fsum((d * d).tolist())
+    return 0.0 if den <= 0.0 else math.fsum((d[1:] * d[:-1]).tolist()) / den
 
 
 def interval(est: Estimator, sorted_x: FloatArray, confidence: float, infl: float = 1.0) -> tuple[float, float]:
