@@ -17,6 +17,7 @@ from typing import Any, List, Optional, Tuple
 
 from agents.procfs import cgroup_oom_kills
 from agents.protocol import Json, emit
+from agents import contention
 from agents.result import AgentResult, looks_like_oom
 from agents.spec import WorkloadSpec
 from agents.summary import build_metrics
@@ -28,6 +29,7 @@ class Supervised:
         self.child: Optional[Json] = None  # the child_result event
         self.samples: Json = {}
         self.phases: List[Json] = []
+        self.hosts: List[Json] = []  # the host's CPU pressure/steal counters as each phase event arrived
         self.status = 0
         self.rusage: Any = None
         self.timed_out = False
@@ -92,6 +94,7 @@ def supervise(proc: "subprocess.Popen[bytes]", r_fd: int, deadline: float) -> Su
             kind = ev.get("event") if isinstance(ev, dict) else None
             if kind == "phase":
                 sv.phases.append(ev)
+                sv.hosts.append(contention.host_cpu())
                 emit(ev)  # relayed as it happens
             elif kind == "progress":
                 emit(ev)  # relayed, never stored
@@ -140,6 +143,7 @@ def fill_result(res: AgentResult, spec: WorkloadSpec, sv: Supervised, cg_oom: bo
     maxrss_kib = sv.rusage.ru_maxrss / (1024.0 if sys.platform == "darwin" else 1.0)
     res.os_peak_rss_mib = round(maxrss_kib / 1024.0, 3)
     res.phases = _phase_list(sv.phases, sv.t_end)
+    _judge_contention(res.phases, sv.hosts, spec.threads)
     child = sv.child
     if child is not None:
         res.runtime = child.get("runtime") or {}
@@ -211,6 +215,16 @@ def _last_lines(text: str, n: int = 2) -> str:
     telling = [ln for ln in lines if any(w in ln.lower() for w in _REASON_WORDS) and not ln.startswith("#")]
     # /tmp/pip-wheel-x/vendor/llama.cpp/src/llama-vocab.cpp:2544: -> llama-vocab.cpp:2544:
     return " | ".join(re.sub(r"(?:/[^\s/:]+)+/([^\s/:]+:\d+)", r"\1", ln) for ln in (telling or lines)[-n:])[-600:]
+
+
+def _judge_contention(phases: List[Json], hosts: List[Json], threads: Optional[int]) -> None:
+    """Mark the measure phase `contended` (agents.contention decides) with the reason, or None."""
+    for i, ph in enumerate(phases):
+        if ph.get("name") != "measure" or i + 1 >= len(hosts):
+            continue
+        t0, t1 = ph.get("t_start"), ph.get("t_end")
+        if isinstance(t0, float) and isinstance(t1, float):
+            ph["contended"] = contention.judge(t1 - t0, ph.get("cpu_s"), threads, hosts[i], hosts[i + 1])
 
 
 def _phase_list(events: List[Json], t_end: float) -> List[Json]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents import contention
 from agents.result import AgentResult
 from agents.spec import SpecError, WorkloadSpec
 from harness import deploy, thermal
@@ -184,6 +185,10 @@ class DeviceSession:
             rec.metrics[name] = Metric.from_dict(m)
         rec.samples = {k: [float(x) for x in v] for k, v in r.samples.items()}
         rec.phases = list(r.phases)
+        for ph in rec.phases:  # the agent judged its measure phase (agents/contention.py)
+            why = ph.get("contended")
+            if isinstance(why, str) and why:
+                rec.tainted.append(contention.PREFIX + why)
         if r.workload:  # the spec the agent actually used, defaults filled
             rec.workload = dict(r.workload)
         rec.provenance["input_shapes"] = r.input_shapes

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from agents import contention
 from harness.errors import EXIT_DEVICE, EXIT_GATE_FAILED, EXIT_OK, ConfigError, UserError
 from harness.gate import kpis
 from harness.gate.checklist import missing_baseline_notes, missing_cells
@@ -114,6 +115,14 @@ def _budget_id(metric: str, limit: float) -> str:
 
 
 def _taint(r: RuleResult, reasons: list[str], whose: str) -> None:
+    """A suspect run's verdict becomes inconclusive; contention (agents/contention.py) only where it could have
+    caused it: contention slows, so a candidate's budget met or a regression found against a contended
+    baseline stands, and memory figures are not timing figures."""
+    if reasons and all(t.startswith(contention.PREFIX) for t in reasons) and r.outcome in ("pass", "fail"):
+        harmless = r.metric in MEMORY_METRICS or r.outcome == ("pass" if whose == "this" else "fail")
+        if harmless:
+            r.reason = f"{r.reason} ({whose} run contended, which cannot have caused this {r.outcome})"
+            return
     if r.outcome in ("pass", "fail"):
         r.reason = f"{whose} run tainted ({', '.join(reasons)}): would {r.outcome}: {r.reason}"
         r.outcome = "inconclusive"
