@@ -323,3 +323,12 @@ def test_oom_reads_the_runners_memory_cap_provenance(tmp_path: Path) -> None:
     r = rep.cells[0].rules[0]
     assert r.outcome == "fail" and r.value == 3071.9
     assert "3072 MiB cgroup memory cap" in r.reason and "memory reached 3072 MiB" in r.reason
+
+
+def test_an_undecided_rule_names_the_flag_or_key_to_raise_and_to_what() -> None:
+    rng = np.random.default_rng(5)
+    few = make_record(samples=latency_samples(rng, 40, 50.0, 0.05))  # p95 needs 55 samples at 95%
+    rep = evaluate([few], load_policy(), profiles={"local": profile("local", latency_ms_p95=250)})
+    r = rule(cell(rep, "local", "student-int8"), "latency_ms_p95")
+    assert r.outcome == "inconclusive" and r.more_samples is not None
+    assert f"rerun with `edgefarm run --min-runs {40 + r.more_samples}`" in r.reason, r.reason

@@ -19,6 +19,8 @@ from typing import Literal
 
 import numpy as np
 
+from harness.gate.hints import LLM_SERIES as _LLM_SERIES, MAX_SUGGEST
+from harness.gate.hints import decide_hint as decide_hint  # re-exported: reports import it from here
 from harness.gate.policy import StatsConfig
 from harness.gate.rules import SampleCache
 from harness.gate.stats import estimator_for, mann_whitney, ratio_interval, samples_to_decide
@@ -36,8 +38,6 @@ MARK = {"status": "x", "regressed": "+", "worse_not_significant": "~", "worse_un
 TRACKED = frozenset({"latency_ms_p50", "latency_ms_p95", "latency_ms_p99", "itl_ms_p50", "itl_ms_p95",
                      "itl_ms_p99", "ttft_ms", "prefill_tokens_per_s", "decode_tokens_per_s", "peak_rss_mib",
                      "load_time_ms", "first_inference_ms", "throughput_per_s"})
-_LLM_SERIES = frozenset({"ttft_ms", "prefill_tokens_per_s", "decode_tokens_per_s", "itl_ms", "tpot_ms"})
-MAX_SUGGEST = 100_000  # never suggest more than this many runs
 
 
 @dataclass
@@ -77,18 +77,6 @@ def fmt_p(p: float | None) -> str:
     if p < 1e-6:
         return "< 1e-6"
     return f"{p:.2g}"
-
-
-def decide_hint(metric: str | None, n: int | None, more: int) -> str:
-    """For a gate rule that more samples would decide: which flag or profile key to raise, and to what."""
-    est = estimator_for(metric) if metric else None
-    series = est.series if est is not None else (metric or "")
-    total = min((n or 0) + more, MAX_SUGGEST)
-    if series == "itl_ms":
-        return f"raise the profile key run.gguf_repetitions (repetitions x new tokens >= {total})"
-    if series in _LLM_SERIES:
-        return f"set the profile key run.gguf_repetitions = {total}"
-    return f"rerun with `edgefarm run --min-runs {total}`"
 
 
 def _more_hint(series: str, n: int, more: int | None) -> str:

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from harness.gate.hints import decide_hint
 from harness.gate.model import RuleResult
 from harness.gate.policy import StatsConfig
 from harness.gate.stats import (
@@ -136,7 +137,8 @@ def _unmeasured(base: RuleResult, fig: Figure, cfg: StatsConfig) -> RuleResult:
         if fig.est is not None and fig.est.kind == "quantile":
             n = fig.n or 0
             base.more_samples = max(1, min_n_for_bounded(fig.est.p, cfg.confidence, n, fig.infl) - n)
-            base.reason += f"; ~{base.more_samples} more samples would allow a claim"
+            base.reason += (f"; ~{base.more_samples} more samples would allow a claim: "
+                            f"{decide_hint(fig.metric, n, base.more_samples)}")
         return base
     base.outcome, base.reason = "skipped", f"{fig.metric} was not measured on this run"
     return base
@@ -185,7 +187,8 @@ def judge_budget(rec: Record, metric: str, limit: float, rule: str, source: str,
         else:
             half = (hi - lo) / 2.0 if math.isfinite(hi - lo) else math.inf
             res.more_samples = samples_to_decide(n, half, abs(v - limit))
-        more = f"~{res.more_samples} more samples would decide" if res.more_samples else "no sample count decides"
+        more = (f"~{res.more_samples} more samples would decide: {decide_hint(metric, n, res.more_samples)}"
+                if res.more_samples else "no sample count decides")
         res.reason = (f"{fmt(v, u)} but the {conf} interval [{fmt(lo, u)}, {fmt(hi, u)}] straddles budget "
                       f"{res.comparator} {fmt(limit, u)}; {more}")
     return res
@@ -275,7 +278,8 @@ def judge_relative(rec: Record, base: Record | None, metric: str, max_worse_pct:
         if m is not None:
             need.append(m)
         res.more_samples = min(need) if need else None
-        more = f"~{res.more_samples} more samples per run would decide" if res.more_samples else \
+        more = (f"~{res.more_samples} more samples per run would decide: "
+                f"{decide_hint(metric, n, res.more_samples)}") if res.more_samples else \
             "more samples are unlikely to decide"
         res.outcome, res.reason = "inconclusive", f"{head}; past the threshold but not significant ({stat}); {more}"
         res.not_significant = True
