@@ -6,7 +6,7 @@ tiny, while whole windows move with the fleet's mix, the weather and the hour; s
 only when it is past the policy's practical ratio AND outside the band its baseline windows span
 (z x their window-to-window log spread, never below window.spread_floor). Baselines are the windows at the
 same phase of window.season (the same hours of earlier days), so day/night swings compare like with like.
-The window's own interval (bucket counts or Wilson) is evidence too: a window whose percentile it cannot
+The window's own interval (bucket counts or exact binomial) is evidence too: a window whose percentile it cannot
 bound, or with fewer than window.min_requests requests, is `insufficient`, never `ok`.
 """
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from harness.telemetry import contract as c
-from harness.telemetry.estimates import Estimate, histogram_quantile, mean_estimate, wilson
+from harness.telemetry.estimates import Estimate, histogram_quantile, mean_estimate, proportion
 from harness.telemetry.policy import DriftPolicy
 from harness.telemetry.window import Window
 
@@ -137,11 +137,14 @@ def ratio_vs_field(metric: str, dc: str, cur: Estimate, base: list[Estimate], un
     elif moved and worse(drift_ratio):
         verdict = "drift"
     band = (b * math.exp(-half), b * math.exp(half))
+    if verdict != "ok":
+        tail = f"outside the band and past {keys[0]} {rollback_ratio if verdict == 'rollback' else drift_ratio}"
+    elif moved:
+        tail = f"outside the band but within {section}.drift_ratio {drift_ratio}"
+    else:
+        tail = f"inside the band ({section}.drift_ratio {drift_ratio})"
     reason = (f"{_fmt(cur.value, unit)} is {r:.3f}x the baseline {_fmt(b, unit)} (median of {len(vals)} "
-              f"same-phase windows; band {_fmt(band[0], unit)}-{_fmt(band[1], unit)}); "
-              + ("outside the band and past " if moved else "inside the band; " if not moved else "")
-              + (f"{keys[0]} {rollback_ratio if verdict == 'rollback' else drift_ratio}" if verdict != "ok"
-                 else f"{section}.drift_ratio is {drift_ratio}"))
+              f"same-phase windows; band {_fmt(band[0], unit)}-{_fmt(band[1], unit)}); {tail}")
     return Finding(metric, dc, "field", verdict, cur,
                    {"value": b, "band": list(band), "windows": len(vals), "spread_log": s}, keys, reason)
 
@@ -166,7 +169,7 @@ def ratio_vs_lab(metric: str, dc: str, cur: Estimate, lab: LabFigure | None, uni
 
 
 def oom_findings(dc: str, cur_w: Window, base: list[Window], pol: DriftPolicy) -> list[Finding]:
-    cur = wilson(cur_w.requests.get("oom", 0.0), cur_w.total_requests, pol.confidence)
+    cur = proportion(cur_w.requests.get("oom", 0.0), cur_w.total_requests, pol.confidence)
     o = pol.oom
     verdict: Verdict = "ok"
     keys = ["oom.drift_rate"]
@@ -179,7 +182,7 @@ def oom_findings(dc: str, cur_w: Window, base: list[Window], pol: DriftPolicy) -
         verdict = "drift"
         why += f": lower bound past oom.drift_rate {o.drift_rate}"
     if len(base) >= pol.window.min_history:
-        b = wilson(sum(w.requests.get("oom", 0.0) for w in base), sum(w.total_requests for w in base),
+        b = proportion(sum(w.requests.get("oom", 0.0) for w in base), sum(w.total_requests for w in base),
                    pol.confidence)
         basedict = {"value": b.value, "ci": [b.lo, b.hi], "windows": len(base)}
         if verdict == "ok" and cur.lo > o.drift_ratio * b.hi:

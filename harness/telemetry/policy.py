@@ -40,7 +40,7 @@ class LatencyPolicy:
 
 @dataclass
 class OomPolicy:
-    drift_rate: float = 0.005  # Wilson lower bound of the window's OOM share above this: drift
+    drift_rate: float = 0.005  # exact binomial lower bound of the window's OOM share above this: drift
     rollback_rate: float | None = 0.01  # ... above this: rollback
     drift_ratio: float = 3.0  # lower bound above this times the baseline's upper bound: drift
 
