@@ -5,7 +5,7 @@ A phase is `contended` when its figures may be slower than the model on that dev
   the spec's explicit count, else 1 (a runtime left to its default may use one thread for a small model, so
   only a starved single core's worth is claimed);
 - the host reports CPU pressure: /proc/pressure/cpu "some" (a runnable task waited for a CPU) for more than
-  PSI_MAX of the phase's wall time;
+  PSI_MAX of the phase's wall time, while the model process got less than OWN_SHARE_FULL of what it asked;
 - the hypervisor stole CPU: /proc/stat steal above STEAL_MAX of all CPU ticks in the phase.
 Contention only ever slows a model down, so the gate keeps a verdict contention cannot have caused (a budget met
 although contended) and turns the others inconclusive (harness/gate/engine.py).
@@ -20,6 +20,7 @@ Json = Dict[str, Any]
 CPU_SHARE_MIN = 0.5
 PSI_MAX = 0.5
 STEAL_MAX = 0.05
+OWN_SHARE_FULL = 0.9  # host pressure only counts when the model process got less than this share of its ask
 PREFIX = "contended: "  # how a record's taint says it (Record.tainted)
 
 
@@ -61,7 +62,9 @@ def judge(wall_s: float, cpu_s: Optional[float], threads: Optional[int], host_st
         why.append("the model process got %.2f CPU-s in %.2f s with %d thread%s asked (%.0f%% of it)"
                    % (cpu_s, wall_s, want, "" if want == 1 else "s", 100.0 * cpu_s / (wall_s * want)))
     psi = _delta(host_start, host_end, "psi_some_us")
-    if psi is not None and psi / 1e6 > PSI_MAX * wall_s:
+    share = None if cpu_s is None else cpu_s / (wall_s * want)
+    # host pressure counts where the model itself fell short of what it asked (a shared host is always busy)
+    if psi is not None and psi / 1e6 > PSI_MAX * wall_s and (share is None or share < OWN_SHARE_FULL):
         why.append("host CPU pressure: tasks waited for a CPU %.0f%% of the time" % (100.0 * psi / 1e6 / wall_s))
     steal, total = _delta(host_start, host_end, "steal_ticks"), _delta(host_start, host_end, "total_ticks")
     if steal is not None and total and steal > STEAL_MAX * total:

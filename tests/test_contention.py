@@ -25,8 +25,10 @@ def test_judge_names_each_cause_with_its_figures() -> None:
     starved = contention.judge(2.0, 0.4, 2, quiet, quiet)
     assert starved is not None and "0.40 CPU-s in 2.00 s with 2 threads asked (10%" in starved
     busy = {"psi_some_us": 1_600_000, "steal_ticks": 100, "total_ticks": 1400}
-    why = contention.judge(2.0, 1.9, 1, quiet, busy)
+    why = contention.judge(2.0, 1.2, 1, quiet, busy)
     assert why is not None and "pressure" in why and "80%" in why and "steal 25%" in why
+    full = contention.judge(2.0, 1.9, 1, quiet, {**busy, "steal_ticks": 0})  # a busy host, the model fed in full
+    assert full is None
     assert contention.judge(2.0, None, None, None, None) is None  # nothing reported: nothing claimed
 
 
@@ -87,3 +89,12 @@ def test_a_contended_baseline_cannot_make_a_candidate_pass() -> None:
     rep = evaluate([slow], load_policy(), baseline=[base], run="cand", baseline_run="base")
     rel = [r for r in rep.cells[0].rules if r.kind == "relative" and r.metric == "latency_ms_p95"]
     assert rel and all(r.outcome == "fail" for r in rel)  # slower than a contended baseline: a regression
+
+
+def test_two_contended_runs_are_compared_like_for_like() -> None:
+    rng = np.random.default_rng(6)
+    base = make_record(run_id="base", samples=latency_samples(rng, 2000, 50.0, 0.05), tainted=[TAINT])
+    cand = make_record(run_id="cand", samples=latency_samples(rng, 2000, 50.0, 0.05), tainted=[TAINT])
+    rep = evaluate([cand], load_policy(), baseline=[base], run="cand", baseline_run="base")
+    rel = [r for r in rep.cells[0].rules if r.kind == "relative" and r.metric == "latency_ms_p95"]
+    assert rel and all(r.outcome == "pass" and "both runs contended" in r.reason for r in rel)

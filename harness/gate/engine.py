@@ -114,11 +114,15 @@ def _budget_id(metric: str, limit: float) -> str:
     return f"{metric} {'<=' if d.better == 'lower' else '>='} {limit:g} {d.unit}".rstrip()
 
 
+def _only_contended(reasons: list[str]) -> bool:
+    return bool(reasons) and all(t.startswith(contention.PREFIX) for t in reasons)
+
+
 def _taint(r: RuleResult, reasons: list[str], whose: str) -> None:
     """A suspect run's verdict becomes inconclusive; contention (agents/contention.py) only where it could have
     caused it: contention slows, so a candidate's budget met or a regression found against a contended
     baseline stands, and memory figures are not timing figures."""
-    if reasons and all(t.startswith(contention.PREFIX) for t in reasons) and r.outcome in ("pass", "fail"):
+    if _only_contended(reasons) and r.outcome in ("pass", "fail"):
         harmless = r.metric in MEMORY_METRICS or r.outcome == ("pass" if whose == "this" else "fail")
         if harmless:
             r.reason = f"{r.reason} ({whose} run contended, which cannot have caused this {r.outcome})"
@@ -167,6 +171,7 @@ def _judge(rec: Record, label: str, base: Record | None, have_baseline: bool, po
         kind = rec.status if rec.status in ("device_lost", "crashed", "timeout") else "error"
         return [RuleResult("run", "run", "record", "error", f"{rec.status}{sig}: {rec.message or 'no message'}",
                            error_kind=kind)], notes
+    alike: set[int] = set()  # relative rules whose runs were both contended
     for metric, limit, rid, src in budgets:
         rules.append(judge_budget(rec, metric, limit, rid, src, cfg, cache))
     if have_baseline:
@@ -181,12 +186,17 @@ def _judge(rec: Record, label: str, base: Record | None, have_baseline: bool, po
                 continue
             r = judge_relative(rec, base, rr.metric, rr.max_worse_pct, rid, f"policy relative[{i}]",
                                cfg, cache, rng)
-            if base is not None and base.tainted and r.kind == "relative":
+            if _only_contended(base.tainted) and _only_contended(rec.tainted) and r.kind == "relative":
+                # both runs slowed by neighbours: compared like for like, as before contention was measured
+                r.reason += "; both runs contended (compared like for like)"
+                alike.add(id(r))
+            elif base is not None and base.tainted and r.kind == "relative":
                 _taint(r, base.tainted, "baseline")
             rules.append(r)
     if rec.tainted:
         for r in rules:
-            _taint(r, rec.tainted, "this")
+            if id(r) not in alike:
+                _taint(r, rec.tainted, "this")
     if not rules:
         notes.append("no rule applies to this device and artifact")
     return rules, notes
