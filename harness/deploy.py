@@ -27,6 +27,7 @@ from typing import Any
 
 import agents
 from harness.errors import DeviceError
+from harness.native import shell as native_shell
 from harness.transports.base import PushStats, Transport
 
 # Runs on the device with any Python 3: prints {path: [size, sha256 or null]} for each argv path.
@@ -154,8 +155,9 @@ class Staged:
     stats: PushStats
 
 
-def _remote_stat(transport: Transport, python: str, paths: list[str], *, full: bool) -> dict[str, list[object] | None]:
-    argv = [python, "-c", _STAT_SNIPPET, "1" if full else "0", *paths]
+def _remote_stat(transport: Transport, python: str | None, paths: list[str], *, full: bool) -> dict[str, list[object] | None]:
+    # python None: a device without Python (the native agent flavour) answers the same through sh and sha256sum
+    argv = ([python, "-c", _STAT_SNIPPET] if python else ["sh", "-c", native_shell.STAT, "sh"]) + ["1" if full else "0", *paths]
     res = transport.run(argv, timeout=600)
     if res.exit_code != 0:
         raise DeviceError(transport.name, "cannot inspect staged files", argv=argv[:1] + ["-c", "<stat>"] + argv[3:],
@@ -170,7 +172,7 @@ def _remote_stat(transport: Transport, python: str, paths: list[str], *, full: b
 
 def stage(
     transport: Transport,
-    python: str,
+    python: str | None,
     workdir: str,
     local: Path,
     *,

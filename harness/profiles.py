@@ -17,6 +17,7 @@ from agents.spec import DEFAULTS as SPEC  # run-control defaults live in the age
 from harness.config import EnvStr, bounded, parse_dataclass, read_toml
 from harness.errors import ConfigError, UserError
 from harness.metrics import METRICS
+from harness.native.config import AgentFlavour, NativeConfig
 
 PROFILE_SCHEMA = 1
 DeviceClass = Literal["phone", "board", "laptop", "desktop", "server"]
@@ -108,6 +109,8 @@ class Profile:
     run: RunConfig = field(default_factory=RunConfig)
     budgets: dict[str, float] = bounded({}, ge=0)  # metric -> max (lower-better) or min (higher-better)
     energy: EnergyConfig = field(default_factory=EnergyConfig)
+    agent: AgentFlavour = "python"  # "native": agents/native/agent.sh + the tools in [native]; "auto": native without Python
+    native: NativeConfig = field(default_factory=NativeConfig)
     source: str = ""  # file it was loaded from (set by the loader)
     unresolved: dict[str, str] = field(default_factory=dict)  # key -> env var that was not set at load time
 

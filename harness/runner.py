@@ -19,6 +19,7 @@ from agents.result import AgentResult
 from agents.spec import SpecError, WorkloadSpec
 from harness import deploy, thermal
 from harness.devicecheck import blockers
+from harness.native.session import NativeAgent, wants_native
 from harness.errors import ConfigError, DeviceError, DeviceLost, UserError
 from harness.metrics import METRICS
 from harness.profiles import Profile
@@ -88,11 +89,17 @@ class DeviceSession:
         self.transport = transport if transport is not None else open_transport(profile)
         try:
             facts = self.transport.facts()  # one round-trip: python and work dir together
-            self.python = facts.python or profile.transport.python
+            self.python: str | None = facts.python or profile.transport.python
             self.workdir = profile.transport.workdir or facts.workdir or "/tmp/edgefarm"
-            self.agent = deploy.stage_agent(self.transport, self.python, self.workdir)
-            self.fingerprint = deploy.probe(self.transport, self.python, self.agent.remote)
-            self.bytes_sent = self.agent.stats.bytes_sent
+            self.native = NativeAgent(profile.name, self.transport, profile.native, self.workdir) \
+                if wants_native(profile.agent, facts) else None  # no Python on the device: agents/native/agent.sh
+            if self.native is not None:
+                self.python, self.agent, self.fingerprint = None, self.native.agent, self.native.fingerprint
+            else:
+                assert self.python is not None
+                self.agent = deploy.stage_agent(self.transport, self.python, self.workdir)
+                self.fingerprint = deploy.probe(self.transport, self.python, self.agent.remote)
+            self.bytes_sent = self.native.bytes_sent if self.native is not None else self.agent.stats.bytes_sent
             self.thermals = thermal.SessionThermals(profile, self.transport)  # idle temperature, once per session
         except BaseException:
             self.transport.close()
@@ -140,7 +147,7 @@ class DeviceSession:
         rlimit = cap.limit_mib if cap is not None and cap.cgroup is None else None
         spec = build_spec(self.profile, remote, rec.artifact.format, o, rlimit, sha256=rec.artifact.sha256)
         rec.workload = spec.to_dict()  # replaced by the agent's echo of what it used
-        argv = deploy.agent_argv(self.python, self.agent.remote, "run",
+        argv = deploy.agent_argv(self.python or "", self.agent.remote, "run",
                                  json.dumps(rec.workload, sort_keys=True, allow_nan=False))
         run = AgentRun(staged_path=remote, format=rec.artifact.format)
 
@@ -157,6 +164,9 @@ class DeviceSession:
                 run.result = ev
             emit(ev)
 
+        line_sink: Callable[[str], None] = on_line
+        if self.native is not None:  # the native agent's argv; its output becomes the same events
+            argv, line_sink = self.native.command(spec, on_line)
         hooks = hooks_for(self.profile, self.transport, self.thermals, cap)
         for hook in hooks:
             hook.before(run)
@@ -165,7 +175,7 @@ class DeviceSession:
             limit = spec.timeout_s
             if run.not_run is None:
                 run.command = self.transport.run(argv, timeout=limit + min(60.0, max(10.0, 0.25 * limit)),
-                                                 on_stdout_line=on_line)
+                                                 on_stdout_line=line_sink)
         finally:
             run.t_end = time.monotonic()
             for hook in hooks:
