@@ -27,6 +27,7 @@ apt_install() {
 
 apt_install cmake build-essential
 if [ "$ARCH" = aarch64 ]; then
+  TARGETS=(llama-bench)  # what the native agent drives; the emulated board needs nothing else
   apt_install gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user
   ARGS+=(-DBUILD_SHARED_LIBS=OFF -DGGML_OPENMP=OFF -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=aarch64
          -DCMAKE_C_COMPILER=aarch64-linux-gnu-gcc -DCMAKE_CXX_COMPILER=aarch64-linux-gnu-g++

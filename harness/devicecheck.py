@@ -13,6 +13,8 @@ from typing import Any
 
 from harness import deploy
 from harness.errors import DeviceError, HostKeyMismatch
+from harness.native.check import native_rows, tool_hint
+from harness.native.session import wants_native
 from harness.profiles import Profile
 from harness.records import ArtifactInfo
 from harness.transports import Transport, open_transport
@@ -64,7 +66,8 @@ class DeviceCheck:
             c = self.failed[0]
             more = f" (+{len(self.failed) - 1} more)" if len(self.failed) > 1 else ""
             return f"{c.name}: {c.detail}" + (f"; fix: {c.fix}" if c.fix else "") + more
-        return "; ".join(c.detail for c in self.checks if c.name in ("python", "runtimes", "storage", "ram"))
+        return "; ".join(c.detail for c in self.checks if c.name in ("python", "runtimes", "native agent", "native tools",
+                                                                        "storage", "ram"))
 
     @property
     def state(self) -> str:
@@ -107,6 +110,12 @@ def preflight(
                                 "check the device is on, networked / attached, and the profile's address"))
         return out
     out.checks.append(Check("reachable", True, "reachable"))
+    if wants_native(profile.agent, facts):  # no Python needed: agents/native/agent.sh and the profile's tools
+        rows, out.probe = native_rows(profile.name, transport, profile.native,
+                                      profile.transport.workdir or facts.workdir or "/tmp/edgefarm",
+                                      [a.format for a in artifacts])
+        out.checks += [Check(*row) for row in rows]
+        return out
     want = profile.transport.python
     if not facts.python:
         out.checks.append(Check("python", False, f"no '{want}' on the device", install_hint(profile, "python")))
@@ -160,8 +169,9 @@ def blockers(profile: Profile, probe: dict[str, Any], artifacts: Sequence[Artifa
     for a in artifacts:
         keys, package = RUNTIME_FOR_FORMAT.get(a.format, ((), ""))
         if keys and not runtimes.intersection(keys):
+            hint = tool_hint(a.format) if probe.get("flavour") == "native" else install_hint(profile, package)
             out[a.name] = (f"device '{profile.name}' has no {' or '.join(keys)} for this {a.format} artifact "
-                           f"(fix: {install_hint(profile, package)})")
+                           f"(fix: {hint})")
     return out
 
 

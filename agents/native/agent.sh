@@ -11,7 +11,8 @@
 # run: hashes the artifact (outside the timed region; a mismatch runs nothing), starts TOOL in the background,
 # and until it exits reads its VmHWM from /proc/PID/status every --poll-s (the kernel's high-water mark of
 # the tool's process: growth in the last interval before exit is not seen), its CPU ticks, and its stderr for
-# lines matching the --phase globs (phase events) and --run-glob (progress events). Past --timeout-s the tool
+# lines matching the --phase globs (phase events, in the order given, at most one per line) and --run-glob
+# (progress events). Past --timeout-s the tool
 # is SIGKILLed. Then it prints native_exit (exit status, timed_out, memory figures, cgroup OOM kills), the
 # tool's stdout lines and the tail of its stderr as native_line events, and native_end.
 # Exit status: 0 when native_end was printed, 2 for usage errors (an `error` event says why).
@@ -114,7 +115,7 @@ scan_stderr() { # new stderr lines of the tool: phases and progress
       _name=; _glob=
       eval "_name=\$PHN_$_i _glob=\$PHG_$_i"
       # shellcheck disable=SC2254
-      case $_ln in $_glob) [ "$_i" -ge "$PHI" ] && { phase "$_name"; PHI=$(( _i + 1 )); } ;; esac
+      case $_ln in $_glob) [ "$_i" -ge "$PHI" ] && { phase "$_name"; PHI=$(( _i + 1 )); break; } ;; esac
       _i=$(( _i + 1 ))
     done
     if [ -n "$RUNGLOB" ]; then

@@ -144,7 +144,8 @@ class NativeAgent:
             argv += ["--cpu-mask", format(sum(1 << c for c in set(spec.pin_cpus)), "x")]
         if spec.rlimit_as_mib is not None:
             argv += ["--rlimit-kib", str(int(spec.rlimit_as_mib * 1024))]
-        argv += ["--", *self.cfg.wrapper, *tool.argv(path, spec, self.threads(spec), self.cfg)]
+        threads = self.threads(spec)
+        argv += ["--", *self.cfg.wrapper, *tool.argv(path, spec, threads, self.cfg)]
         run = NativeRun()
 
         def on_line(line: str) -> None:
@@ -161,6 +162,9 @@ class NativeAgent:
                 downstream(line)  # phase, progress, error: the Python agent's events, passed on as they come
             elif kind == "native_end":
                 res = build_result(spec, run, tool, self.cfg, list(self.cfg.wrapper))
+                if res.runtime and not res.runtime.get("threads"):  # never null: what the tool was told to use
+                    res.runtime["threads"] = threads
+                    res.runtime["threads_source"] = "as passed to %s" % tool.binary
                 downstream(json.dumps(res.to_event(), sort_keys=True, allow_nan=False))
 
         return argv, on_line

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from agents.spec import WorkloadSpec
-from harness.native import llama_bench
+from harness.native import litert, llama_bench, ort_perf
 from harness.native.config import NativeConfig
 from harness.native.parsed import Parsed
 
@@ -39,7 +39,23 @@ LLAMA_BENCH = Tool(
     argv=llama_bench.argv, parse=llama_bench.parse, phases=llama_bench.PHASES, run_glob=llama_bench.RUN_GLOB,
 )
 
-TOOLS: dict[str, Tool] = {t.format: t for t in (LLAMA_BENCH,)}
+BENCHMARK_MODEL = Tool(
+    key="benchmark_model", binary="benchmark_model", format="tflite", runtime_key="ai_edge_litert", experimental=True,
+    build=("LiteRT's documented build: bazel build -c opt --config=android_arm64 //tflite/tools/benchmark:"
+           "benchmark_model (or TensorFlow's //tensorflow/lite/tools/benchmark:benchmark_model), or the prebuilt "
+           "android_aarch64_benchmark_model from the LiteRT releases page; no registry ships it"),
+    argv=litert.argv, parse=litert.parse, phases=litert.PHASES, run_glob=litert.RUN_GLOB, keep_stderr=400,
+)
+ORT_PERF_TEST = Tool(
+    key="onnxruntime_perf_test", binary="onnxruntime_perf_test", format="onnx", runtime_key="onnxruntime",
+    experimental=True,
+    build=("onnxruntime's documented build: ./build.sh --config Release --build_shared_lib --parallel "
+           "(--android --android_abi arm64-v8a --android_api 29 --android_sdk_path ... --android_ndk_path ... "
+           "[--use_nnapi] for phones); the tool is build/<config>/onnxruntime_perf_test; no registry ships it"),
+    argv=ort_perf.argv, parse=ort_perf.parse, phases=ort_perf.PHASES, run_glob=ort_perf.RUN_GLOB, keep_stderr=200,
+)
+
+TOOLS: dict[str, Tool] = {t.format: t for t in (LLAMA_BENCH, BENCHMARK_MODEL, ORT_PERF_TEST)}
 
 
 def tool_for(fmt: str) -> Tool | None:
