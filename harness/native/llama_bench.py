@@ -77,6 +77,7 @@ def parse(stdout: list[str], stderr: list[str], spec: WorkloadSpec, cfg: NativeC
         "ttft_ms": [round(x / 1e6, 6) for x in pp_ns],
         "latency_ms": [round((pp_ns[i] + tg_ns[i]) / 1e6, 6) for i in range(reps)],
         "tpot_ms": [round(x / n / 1e6, 6) for x in tg_ns],
+        "itl_ms": [],  # not measured (llama-bench has no per-token times): present, empty, as in the Python shape
     }
     lat_total_s = sum(s["latency_ms"]) / 1e3
     notes = {

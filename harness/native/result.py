@@ -102,6 +102,8 @@ def build_result(spec: WorkloadSpec, run: NativeRun, tool: Tool, parse_args: Any
     res.thermal = dict(ex.get("thermal") or {})
     if parse_error and res.status in ("error", "oom"):
         res.message = "%s (%s)" % (res.message, parse_error) if res.message else parse_error
+    if wrapper and res.runtime:
+        res.runtime["wrapper"] = list(wrapper)  # e.g. qemu-aarch64: timings are the emulator's
     if parsed is not None and sv.child is not None and sv.child.get("status") == "ok":
         res.metrics = native_metrics(parsed, ex, spec, tool, wrapper)
     return res

@@ -105,11 +105,13 @@ def start(
     client_key: Path | None = None,
     trust: bool = True,
     timeout_s: float = 15.0,
+    extra_config: str = "",
 ) -> SshdBoard:
     """Start a board. Its files (keys, config, known_hosts, workdir, log) live under directory.
 
     netns=True makes a namespace of its own; a Netns puts a second sshd into an existing one.
     trust=False leaves the board's key out of known_hosts (to test refusal and trust on first use).
+    extra_config: more sshd_config lines (e.g. `SetEnv PATH=...`: a board whose shell finds no Python).
     """
     if not os.path.exists(SSHD):
         raise RuntimeError(f"{SSHD} not found: install openssh-server (ci/setup.sh --test does)")
@@ -136,7 +138,7 @@ def start(
         f"AuthorizedKeysFile {d}/authorized_keys\nPubkeyAuthentication yes\nPasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\n"
         "AllowTcpForwarding yes\nSubsystem sftp internal-sftp\nMaxSessions 64\nMaxStartups 64\n"
-        "PrintMotd no\nLogLevel ERROR\n"
+        "PrintMotd no\nLogLevel ERROR\n" + extra_config
     )
     argv: list[str] = [SSHD, "-D", "-e", "-f", str(config)]
     if storage_quota_mib is not None:

@@ -1,0 +1,130 @@
+"""Prefill and decode tokens/s of one GGUF on `local` from the native flavour (agents/native/agent.sh driving
+llama-bench), the Python agent (llama-cpp-python) and llama-bench run directly, in paired rounds.
+
+    .venv/bin/python benchmarks/native_vs_python.py [--gguf PATH] [--rounds 6] [--threads 2]
+        [--prompt 64] [--new 64] [--reps 5] [--tools DIR]
+
+Each round runs the three in a rotated order (so drift on a shared machine falls on all alike) and prints
+each one's figures and its ratio to llama-bench direct; the summary gives the median ratio and a 95% interval
+of the mean log ratio over rounds (goal: both flavours within 5% of llama-bench, i.e. ratio in [0.95, 1.05]).
+Definitions differ where the runtimes do: llama-bench's tg test decodes from an empty context, the Python
+agent decodes after the prompt (new_tokens - 1 intervals); both prefill `prompt` tokens in one batch.
+Not a timed test: it prints figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from agents.stats import t_quantile  # noqa: E402
+from harness.profiles import load_profile  # noqa: E402
+from harness.artifacts import inspect  # noqa: E402
+from harness.records import ArtifactInfo  # noqa: E402
+from harness.runner import DeviceSession, RunOverrides  # noqa: E402
+
+KEYS = ("prefill_tokens_per_s", "decode_tokens_per_s")
+
+
+def find_tools() -> Path:
+    found = sorted((Path.home() / ".cache" / "edgefarm" / "llama-tools").glob("*-host-*/bin/llama-bench"))
+    if not found:
+        sys.exit("llama-bench is not built: run ci/build_llama_tools.sh")
+    return found[-1].parent
+
+
+def profile(d: Path, name: str, native: Path | None, a: argparse.Namespace) -> Path:
+    p = d / f"{name}.toml"
+    head = 'agent = "native"\n' if native else ""
+    text = (f'schema = 1\nname = "{name}"\nclass = "laptop"\n{head}[transport]\nkind = "local"\n'
+            f'workdir = "{d / "w"}"\n[run]\nthreads = {a.threads}\nwarmup_runs = 1\nwarmup_min_s = 0.0\nmin_s = 0.0\n'
+            f"gguf_prompt_tokens = {a.prompt}\ngguf_new_tokens = {a.new}\ngguf_repetitions = {a.reps}\n")
+    if native:
+        text += f'[native]\nllama_bench = "{native / "llama-bench"}"\nlibs = ["{native}"]\n'
+    p.write_text(text)
+    return p
+
+
+def direct(tools: Path, gguf: Path, a: argparse.Namespace) -> dict[str, float]:
+    argv = [str(tools / "llama-bench"), "-m", str(gguf), "-p", str(a.prompt), "-n", str(a.new), "-r", str(a.reps),
+            "-t", str(a.threads), "-ngl", "0", "-o", "jsonl"]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, env={"LD_LIBRARY_PATH": str(tools)})
+    tests = [json.loads(ln) for ln in out.stdout.splitlines() if ln.startswith("{")]
+    pp = next(t for t in tests if t["n_gen"] == 0)
+    tg = next(t for t in tests if t["n_prompt"] == 0)
+    return {"prefill_tokens_per_s": statistics.fmean(pp["samples_ts"]),
+            "decode_tokens_per_s": statistics.fmean(tg["samples_ts"])}
+
+
+def via(session: DeviceSession, art: ArtifactInfo) -> dict[str, float]:
+    rec = session.run_artifact(art, "bench", RunOverrides())
+    if rec.status != "ok":
+        sys.exit(f"{session.profile.name}: {rec.status}: {rec.message}")
+    return {k: float(rec.metrics[k].value or 0.0) for k in KEYS}
+
+
+def interval(ratios: list[float]) -> tuple[float, float, float]:
+    logs = [math.log(r) for r in ratios]
+    m = statistics.fmean(logs)
+    if len(logs) < 2:
+        return math.exp(m), float("nan"), float("nan")
+    h = t_quantile(0.975, len(logs) - 1) * statistics.stdev(logs) / math.sqrt(len(logs))
+    return math.exp(m), math.exp(m - h), math.exp(m + h)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--gguf", type=Path, default=ROOT / "samples" / "student-llama-q8_0.gguf")
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--prompt", type=int, default=64)
+    ap.add_argument("--new", type=int, default=64)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--tools", type=Path)
+    a = ap.parse_args()
+    if not a.gguf.exists():
+        sys.exit(f"{a.gguf} does not exist: run `edgefarm samples samples` first")
+    tools = a.tools or find_tools()
+    d = Path(tempfile.mkdtemp(prefix="edgefarm-nvp-"))
+    art = inspect(a.gguf)
+    native = DeviceSession(load_profile(profile(d, "native", tools, a)))
+    python = DeviceSession(load_profile(profile(d, "python", None, a)))
+    runners: list[tuple[str, Any]] = [("native", lambda: via(native, art)), ("python", lambda: via(python, art)),
+                                      ("llama-bench", lambda: direct(tools, a.gguf, a))]
+    print(f"{a.gguf.name}: pp{a.prompt} / tg{a.new}, {a.reps} repetitions, {a.threads} threads, {a.rounds} rounds")
+    print(f"{'round':>5}  {'who':<11} {'prefill tok/s':>13} {'decode tok/s':>12}  {'prefill ratio':>13} {'decode ratio':>12}")
+    ratios: dict[tuple[str, str], list[float]] = {(w, k): [] for w in ("native", "python") for k in KEYS}
+    for r in range(a.rounds):
+        order = runners[r % 3:] + runners[:r % 3]
+        got = {name: fn() for name, fn in order}
+        ref = got["llama-bench"]
+        for who in ("llama-bench", "native", "python"):
+            row = got[who]
+            rat = {k: row[k] / ref[k] for k in KEYS}
+            if who != "llama-bench":
+                for k in KEYS:
+                    ratios[(who, k)].append(rat[k])
+            print(f"{r + 1:>5}  {who:<11} {row[KEYS[0]]:>13.1f} {row[KEYS[1]]:>12.1f}  {rat[KEYS[0]]:>13.3f} "
+                  f"{rat[KEYS[1]]:>12.3f}")
+    print("\nratio to llama-bench direct: median, geometric mean [95% interval] over rounds; goal 0.95..1.05")
+    for (who, k), rs in ratios.items():
+        g, lo, hi = interval(rs)
+        met = "met" if 0.95 <= lo and hi <= 1.05 else "NOT met" if hi < 0.95 or lo > 1.05 else "inconclusive"
+        print(f"  {who:<7} {k:<22} median {statistics.median(rs):.3f}  mean {g:.3f} [{lo:.3f}, {hi:.3f}]  {met}")
+    native.close()
+    python.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
