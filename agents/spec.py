@@ -17,6 +17,10 @@ from agents.formats import FORMATS
 from agents.protocol import Json
 
 
+# Accelerators a run may ask for: onnxruntime execution providers, LiteRT delegates, llama.cpp GPU offload.
+BACKENDS = ("cpu", "gpu", "nnapi", "xnnpack")
+
+
 class SpecError(Exception):
     """The spec is malformed: the agent prints an error event and exits 2."""
 
@@ -59,6 +63,7 @@ class WorkloadSpec(Fields):
     input_shapes: Dict[str, List[int]] = {}
     confidence: float = 0.95
     reset_hwm: bool = True
+    backend: Optional[str] = None  # accelerator asked for (BACKENDS); null: the runtime's default CPU path
     gguf: GgufSpec = GgufSpec()
     adaptive: Optional[AdaptiveSpec] = None
 
@@ -98,6 +103,8 @@ class WorkloadSpec(Fields):
         for k in ("max_runs", "max_s", "timeout_s"):
             if getattr(self, k) <= 0:
                 raise bad(k, "must be > 0, got %r" % getattr(self, k))
+        if self.backend is not None and self.backend not in BACKENDS:
+            raise bad("backend", "%r is not one of %s or null" % (self.backend, ", ".join(BACKENDS)))
         if self.threads is not None and self.threads < 1:
             raise bad("threads", "must be >= 1 or null (the runtime's default)")
         if self.rlimit_as_mib is not None and self.rlimit_as_mib <= 0:
@@ -136,7 +143,7 @@ _KINDS: Dict[str, Any] = {
     "min_s": ("num", False), "max_s": ("num", False), "max_runs": ("int", False), "threads": ("int", True),
     "seed": ("int", False), "timeout_s": ("num", False), "pin_cpus": ("ints", True), "rlimit_as_mib": ("num", True),
     "dynamic_dims": ("dims", False), "input_shapes": ("shapes", False), "confidence": ("num", False),
-    "reset_hwm": ("bool", False), "gguf": ("obj", True), "adaptive": ("obj", True),
+    "reset_hwm": ("bool", False), "backend": ("str", True), "gguf": ("obj", True), "adaptive": ("obj", True),
     "prompt_tokens": ("int", False), "new_tokens": ("int", False), "repetitions": ("int", False),
     "n_ctx": ("int", False), "prompt": ("str", True), "percentiles": ("nums", False), "rel_width": ("num", False),
 }

@@ -17,7 +17,7 @@ from agents.spec import DEFAULTS as SPEC  # run-control defaults live in the age
 from harness.config import EnvStr, bounded, parse_dataclass, read_toml
 from harness.errors import ConfigError, UserError
 from harness.metrics import METRICS
-from harness.native.config import AgentFlavour, NativeConfig
+from harness.native.config import AgentFlavour, Backend, NativeConfig
 
 PROFILE_SCHEMA = 1
 DeviceClass = Literal["phone", "board", "laptop", "desktop", "server"]
@@ -67,6 +67,7 @@ class RunConfig:
     max_runs: int = bounded(SPEC.max_runs, ge=1, le=_MAX_RUNS)  # bound on samples for sub-millisecond models
     dynamic_dims: dict[str, int] = bounded({}, ge=1, le=2**31 - 1)  # ONNX dynamic axes by name, e.g. {seq = 64}
     threads: int | None = bounded(None, ge=1, le=4096)
+    backend: Backend | None = None  # cpu | gpu | nnapi | xnnpack: EP / delegate / -ngl; the record says what ran
     pin_cpus: list[int] | None = bounded(None, ge=0, le=4095)  # taskset-style pinning (big cores on big.LITTLE)
     timeout_s: float = bounded(SPEC.timeout_s, gt=0, le=_DAY_S, why="seconds")
     gguf_prompt_tokens: int = bounded(SPEC.gguf.prompt_tokens, ge=1, le=1 << 20)

@@ -63,6 +63,7 @@ def build_spec(profile: Profile, artifact_remote: str, fmt: str, o: RunOverrides
         "max_runs": r.max_runs,
         "dynamic_dims": dict(r.dynamic_dims),
         "threads": o.threads if o.threads is not None else r.threads,
+        "backend": r.backend,  # --backend arrives through o.extra
         "seed": o.seed,
         "timeout_s": o.timeout_s if o.timeout_s is not None else r.timeout_s,
         "pin_cpus": r.pin_cpus,

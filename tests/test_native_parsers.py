@@ -77,8 +77,7 @@ def _run(stdout: list[str], stderr: list[str], rc: int = 0, **kw: object) -> Nat
 
 
 def test_benchmark_model_reported_stats_and_gpu_fallback() -> None:
-    cfg = NativeConfig(backend="gpu")
-    res = build_result(_spec("tflite"), _run([], LITERT_GPU_FALLBACK), BENCHMARK_MODEL, cfg, [])
+    res = build_result(_spec("tflite", backend="gpu"), _run([], LITERT_GPU_FALLBACK), BENCHMARK_MODEL, NativeConfig(), [])
     assert res.status == "ok", res.message
     assert res.runtime["backend"] == "cpu" and res.runtime["backend_requested"] == "gpu"
     assert "did not take any node" in res.runtime["backend_note"] and res.runtime["threads"] == 4
@@ -96,7 +95,7 @@ def test_benchmark_model_all_same_and_partial_delegation() -> None:
     lines[6] = "INFO: Explicitly applied XNNPACK delegate, and the model graph will be partially executed by the " \
                "delegate w/ 22 delegate kernels."
     lines[13] = "INFO: count=3 curr=17000(all same)"
-    res = build_result(_spec("tflite"), _run([], lines), BENCHMARK_MODEL, NativeConfig(backend="xnnpack"), [])
+    res = build_result(_spec("tflite", backend="xnnpack"), _run([], lines), BENCHMARK_MODEL, NativeConfig(), [])
     assert res.runtime["backend"] == "xnnpack" and "partially" in res.runtime["backend_note"]
     assert res.metrics["latency_ms_std"]["value"] == 0.0 and res.metrics["latency_ms_max"]["value"] == 17.0
 

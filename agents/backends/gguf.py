@@ -6,7 +6,7 @@ import math
 import time
 from typing import Any, List
 
-from agents.backends import Backend
+from agents.backends import Backend, accel
 from agents.procfs import cpus
 from agents.spec import WorkloadSpec
 
@@ -23,7 +23,16 @@ class GgufBackend(Backend):
         self.llm: Any = None
 
     def load(self) -> None:
-        self.llm = self.llama_cpp.Llama(
+        want = self.spec.backend or "cpu"
+        gpu = want == "gpu" and bool(self.llama_cpp.llama_supports_gpu_offload())
+        note = None
+        if want not in ("cpu", "gpu"):
+            note = "llama.cpp has no %s backend: ran on the CPU" % want
+        elif want == "gpu" and not gpu:
+            note = "requested gpu, but this llama-cpp-python build has no GPU backend: ran on the CPU"
+        accel.record(self.runtime, self.spec.backend, "gpu" if gpu else "cpu", note)
+        self.runtime["n_gpu_layers"] = 999 if gpu else 0
+        self.llm = self.llama_cpp.Llama(n_gpu_layers=999 if gpu else 0,
             model_path=self.spec.artifact, n_ctx=self.g.n_ctx, n_batch=max(512, self.g.prompt_tokens),
             n_threads=self.threads, n_threads_batch=self.threads, seed=self.spec.seed,
             verbose=True)  # llama.cpp logs go to the log the parent reads: a failure says why

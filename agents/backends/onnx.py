@@ -1,11 +1,15 @@
-"""ONNX through onnxruntime (CPU provider): one inference is one InferenceSession.run on inputs set once."""
+"""ONNX through onnxruntime: one inference is one InferenceSession.run on inputs set once.
+
+The execution provider follows spec.backend (accel.py); the record says which providers the session has.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Dict, List
 
-from agents.backends import Backend, check_names
+from agents.backends import Backend, accel, check_names
 from agents.backends.inputs import make_input, np_dtype
+from agents.procfs import cpus
 from agents.spec import WorkloadSpec
 
 
@@ -14,16 +18,21 @@ class OnnxBackend(Backend):
         super().__init__(spec)
         import onnxruntime as ort  # type: ignore[import-not-found, import-untyped, unused-ignore]
         self.ort = ort
-        self.runtime = {"name": "onnxruntime", "version": str(ort.__version__), "providers": "CPUExecutionProvider",
-                        "threads": spec.threads}
+        # Threads as used, never null: asked, else the CPUs this process may run on (set explicitly).
+        self.threads = spec.threads or len(cpus())
+        self.runtime = {"name": "onnxruntime", "version": str(ort.__version__), "threads": self.threads}
 
     def load(self) -> None:
         so = self.ort.SessionOptions()
-        if self.spec.threads:
-            so.intra_op_num_threads = int(self.spec.threads)
-            so.inter_op_num_threads = 1
+        so.intra_op_num_threads = int(self.threads)
+        so.inter_op_num_threads = 1
         so.log_severity_level = 3
-        self.sess = self.ort.InferenceSession(self.spec.artifact, sess_options=so, providers=["CPUExecutionProvider"])
+        providers, note = accel.ort_providers(self.ort, self.spec.backend)
+        self.sess = self.ort.InferenceSession(self.spec.artifact, sess_options=so, providers=providers)
+        used = list(self.sess.get_providers())
+        ran, ran_note = accel.ort_ran(self.spec.backend, used)
+        self.runtime["providers"] = used
+        accel.record(self.runtime, self.spec.backend, ran, note or ran_note)
 
     def prepare(self) -> None:
         import numpy as np

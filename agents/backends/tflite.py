@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from agents.backends import Backend, check_names
+from agents.backends import Backend, accel, check_names
 from agents.backends.inputs import make_input
 from agents.dists import dist_versions
+from agents.procfs import cpus
 from agents.spec import WorkloadSpec
 
 
@@ -23,14 +24,17 @@ class TfliteBackend(Backend):
         except ImportError:
             from tflite_runtime import interpreter as tfl  # type: ignore[import-not-found, import-untyped, unused-ignore]
             dist = "tflite-runtime"
-        self.runtime = {"name": dist, "version": dist_versions((dist,)).get(dist, "unknown"), "threads": spec.threads}
+        self.threads = spec.threads or len(cpus())  # as used, never null: set explicitly
+        self.runtime = {"name": dist, "version": dist_versions((dist,)).get(dist, "unknown"), "threads": self.threads}
         self.tfl = tfl
 
     def load(self) -> None:
-        kw: Dict[str, Any] = {"model_path": self.spec.artifact}
-        if self.spec.threads:
-            kw["num_threads"] = int(self.spec.threads)
+        delegates, ran, note = accel.tflite_delegate(self.tfl, self.spec.backend)
+        kw: Dict[str, Any] = {"model_path": self.spec.artifact, "num_threads": int(self.threads)}
+        if delegates:
+            kw["experimental_delegates"] = delegates
         self.it = self.tfl.Interpreter(**kw)
+        accel.record(self.runtime, self.spec.backend, ran, note)
         details = self.it.get_input_details()
         check_names("input_shapes", self.spec.input_shapes, [d["name"] for d in details])
         for d in details:

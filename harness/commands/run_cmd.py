@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agents.spec import BACKENDS
 from harness import profiles as profiles_mod
 from harness.artifacts import inspect
 from harness.config import cli_number, cli_out_dir
@@ -73,6 +74,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.artifact:
         raise UserError("no artifact given", hint="pass --artifact PATH (repeatable); `edgefarm samples DIR` makes some")
     extra = parse_spec_json(args.spec_json)
+    if args.backend:
+        extra["backend"] = args.backend
     check_run_control(args)
     devices = profiles_mod.resolve(args.device or ["local"], _profiles_dir(args))
     artifacts = [inspect(Path(a)) for a in args.artifact]
@@ -143,6 +146,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--max-s", type=cli_number(float, gt=0, le=86400), help="measured seconds at most")
     p.add_argument("--warmup-runs", type=cli_number(int, ge=0, le=10_000_000))
     p.add_argument("--threads", type=cli_number(int, ge=1, le=4096))
+    p.add_argument("--backend", choices=BACKENDS, help="accelerator: onnxruntime EP, LiteRT delegate or llama.cpp -ngl "
+                                                       "(default: the profile's [run] backend, else cpu)")
     p.add_argument("--timeout", type=cli_number(float, gt=0, le=86400), help="per-artifact agent timeout in seconds")
     p.add_argument("--seed", type=cli_number(int, ge=0, le=2**63 - 1), default=0)
     p.add_argument("--adaptive", metavar="PCTS:WIDTH",

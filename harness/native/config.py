@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 AgentFlavour = Literal["python", "native", "auto"]  # auto: Python when the device has one, else native
-Backend = Literal["cpu", "gpu", "nnapi", "xnnpack"]
+Backend = Literal["cpu", "gpu", "nnapi", "xnnpack"]  # agents/spec.py BACKENDS (profile [run] backend, --backend)
 DEVICE_PREFIX = "device:"  # a tool or library path already on the device (not pushed)
 
 
@@ -25,6 +25,5 @@ class NativeConfig:
     onnxruntime_perf_test: str | None = None  # (experimental adapter)
     libs: list[str] = field(default_factory=list)
     wrapper: list[str] = field(default_factory=list)  # argv prefix on the device, e.g. ["qemu-aarch64", "-L", ROOT]
-    backend: Backend = "cpu"  # the accelerator asked for: llama.cpp -ngl, LiteRT delegate, onnxruntime provider
     gpu_layers: int = 999  # llama.cpp layers offloaded when backend = "gpu"
     poll_s: float = 0.1  # how often the agent reads the tool's VmHWM and stderr

@@ -33,8 +33,8 @@ def argv(tool: str, spec: WorkloadSpec, threads: int, cfg: NativeConfig) -> list
     out = [tool, f"--graph={spec.artifact}", f"--num_runs={spec.min_runs}", f"--min_secs={spec.min_s:g}",
            f"--max_secs={spec.max_s:g}", f"--warmup_runs={spec.warmup_runs}", f"--warmup_min_secs={spec.warmup_min_s:g}",
            f"--num_threads={threads}"]
-    if cfg.backend in DELEGATE_FLAGS:
-        out.append(DELEGATE_FLAGS[cfg.backend])
+    if (spec.backend or "cpu") in DELEGATE_FLAGS:
+        out.append(DELEGATE_FLAGS[spec.backend or "cpu"])
     if spec.input_shapes:
         names = sorted(spec.input_shapes)
         out += ["--input_layer=" + ",".join(names),
@@ -74,12 +74,13 @@ def parse(stdout: list[str], stderr: list[str], spec: WorkloadSpec, cfg: NativeC
                 note = "partially delegated to %s: the rest of the graph ran on the CPU" % a.group(1)
         elif n:
             note = "requested %s delegate did not take any node: ran on the CPU" % n.group(1)
+    want = spec.backend or "cpu"
     threads = next((int(m.group(1)) for m in (_THREADS.search(ln) for ln in lines) if m), None)
     runtime: dict[str, Any] = {"name": "benchmark_model", "version": None, "threads": threads, "backend": ran,
-                               "backend_requested": cfg.backend, "experimental": True}
-    if cfg.backend not in ("cpu", ran) and note is None:
+                               "backend_requested": want, "experimental": True}
+    if want not in ("cpu", ran) and note is None:
         note = "requested %s, but benchmark_model reported no %s delegate applied: ran on the CPU" % (
-            cfg.backend, cfg.backend)
+            want, want)
     if note:
         runtime["backend_note"] = note
     us = 1e-3

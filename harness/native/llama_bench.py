@@ -24,7 +24,7 @@ def argv(tool: str, spec: WorkloadSpec, threads: int, cfg: NativeConfig) -> list
     """llama-bench's documented flags for this spec (README of tools/llama-bench)."""
     g = spec.gguf
     out = [tool, "-m", spec.artifact, "-p", str(g.prompt_tokens), "-n", str(g.new_tokens), "-r", str(g.repetitions),
-           "-t", str(threads), "-ngl", str(cfg.gpu_layers if cfg.backend == "gpu" else 0), "-o", "jsonl",
+           "-t", str(threads), "-ngl", str(cfg.gpu_layers if spec.backend == "gpu" else 0), "-o", "jsonl",
            "--progress"]
     if spec.warmup_runs == 0:
         out.append("--no-warmup")
@@ -57,17 +57,18 @@ def parse(stdout: list[str], stderr: list[str], spec: WorkloadSpec, cfg: NativeC
     if pp is None or tg is None:
         raise ToolOutputError("llama-bench printed %d test line(s) but not both a pp and a tg test" % len(tests))
     first = pp
+    want = spec.backend or "cpu"
     ran = str(first.get("backends") or "CPU")
     gpu_ran = ran.upper() not in ("CPU", "") and int(first.get("n_gpu_layers") or 0) > 0
     runtime: dict[str, Any] = {
         "name": "llama-bench", "version": "%s (%s)" % (first.get("build_number"), first.get("build_commit")),
         "threads": int(first.get("n_threads") or 0) or None, "backend": ran.lower() if gpu_ran else "cpu",
-        "backend_requested": cfg.backend, "n_gpu_layers": first.get("n_gpu_layers"), "backends_built": ran,
+        "backend_requested": want, "n_gpu_layers": first.get("n_gpu_layers"), "backends_built": ran,
         "cpu_info": first.get("cpu_info"), "model_size_bytes": first.get("model_size"),
     }
-    if cfg.backend != "cpu" and not gpu_ran:
+    if want != "cpu" and not gpu_ran:
         runtime["backend_note"] = ("requested %s (-ngl %s) but llama-bench ran on the CPU: this build's backends "
-                                   "are %s" % (cfg.backend, first.get("n_gpu_layers"), ran))
+                                   "are %s" % (want, first.get("n_gpu_layers"), ran))
     p, n = int(pp["n_prompt"]), int(tg["n_gen"])
     pp_ns, tg_ns = _floats(pp["samples_ns"]), _floats(tg["samples_ns"])
     reps = min(len(pp_ns), len(tg_ns))

@@ -28,7 +28,7 @@ _FALLBACK = "Some nodes were not assigned to the preferred execution providers"
 
 
 def argv(tool: str, spec: WorkloadSpec, threads: int, cfg: NativeConfig) -> list[str]:
-    out = [tool, "-m", "times", "-r", str(max(1, spec.min_runs)), "-e", PROVIDERS.get(cfg.backend, "cpu"),
+    out = [tool, "-m", "times", "-r", str(max(1, spec.min_runs)), "-e", PROVIDERS[spec.backend or "cpu"],
            "-x", str(threads), "-I", "-S", str(spec.seed), "-s"]
     for name, value in sorted(spec.dynamic_dims.items()):
         out += ["-f", f"{name}:{value}"]
@@ -54,9 +54,10 @@ def parse(stdout: list[str], stderr: list[str], spec: WorkloadSpec, cfg: NativeC
     session, first = _SESSION.search(text), _FIRST.search(text)
     if not lat or session is None:
         raise ToolOutputError("onnxruntime_perf_test printed no per-run lines or no session creation time")
-    provider = PROVIDERS.get(cfg.backend, "cpu")
-    runtime: dict[str, Any] = {"name": "onnxruntime_perf_test", "version": None, "threads": None,
-                               "backend": provider, "backend_requested": cfg.backend, "experimental": True}
+    want = spec.backend or "cpu"
+    provider = PROVIDERS[want]
+    runtime: dict[str, Any] = {"name": "onnxruntime_perf_test", "version": None, "threads": None, "backend": want,
+                               "backend_requested": want, "provider": provider, "experimental": True}
     if any(_FALLBACK in ln for ln in stderr + stdout):
         runtime["backend_note"] = "some nodes were not assigned to %s and ran on the CPU (onnxruntime's warning)" % (
             provider)
