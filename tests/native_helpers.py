@@ -25,7 +25,11 @@ def shell_argv(name: str) -> list[str]:
 
 
 def llama_tools(arch: str = "host") -> Path:
-    """bin/ of the cached llama.cpp tools for arch; skip naming the command that builds them when absent."""
+    """bin/ of the cached llama.cpp tools for arch ($EDGEFARM_LLAMA_TOOLS_HOST / _AARCH64 to point elsewhere);
+    skip naming the command that builds them when absent."""
+    given = os.environ.get("EDGEFARM_LLAMA_TOOLS_" + arch.upper())
+    if given:
+        return Path(given)
     cache = Path(os.environ.get("EDGEFARM_CACHE", Path.home() / ".cache" / "edgefarm")) / "llama-tools"
     found = sorted(cache.glob(f"*-{arch}-*/bin/llama-bench")) if cache.is_dir() else []
     if not found:

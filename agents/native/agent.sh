@@ -212,15 +212,17 @@ cmd_run() {
       return 0
     fi
   fi
-  OUT=$(mktemp -d "${TMPDIR:-/data/local/tmp}/edgefarm-native.XXXXXX" 2>/dev/null) ||
-    OUT=$(mktemp -d "./edgefarm-native.XXXXXX") || die "native agent: cannot create a temporary directory"
+  # Beside the agent (the work directory edgefarm writes anyway), else $TMPDIR: /tmp does not exist on Android.
+  _base=${0%/*}; [ "$_base" = "$0" ] && _base=.
+  OUT=$(mktemp -d "$_base/edgefarm-native.XXXXXX" 2>/dev/null) ||
+    OUT=$(mktemp -d "${TMPDIR:-/tmp}/edgefarm-native.XXXXXX") || die "native agent: cannot create a temporary directory"
   trap 'rm -rf "$OUT"' EXIT
   : >"$OUT/stderr"
   cg_oom_kills; OOM_BEFORE=$OOMK
   PID=; CPU_T=0; HWM=; RSS=; ANON=; FILE=; PHI=0; PARTIAL=; RUNS=0; T_MEASURE=; POLLS=0; TIMED_OUT=false
-  trap 'trap - EXIT; kill -KILL "$PID" 2>/dev/null; rm -rf "$OUT"; exit 143' TERM
-  trap 'trap - EXIT; kill -KILL "$PID" 2>/dev/null; rm -rf "$OUT"; exit 130' INT
-  trap 'trap - EXIT; kill -KILL "$PID" 2>/dev/null; rm -rf "$OUT"; exit 129' HUP
+  trap 'trap - EXIT; kill -KILL "${PID:-$!}" 2>/dev/null; rm -rf "$OUT"; exit 143' TERM
+  trap 'trap - EXIT; kill -KILL "${PID:-$!}" 2>/dev/null; rm -rf "$OUT"; exit 130' INT
+  trap 'trap - EXIT; kill -KILL "${PID:-$!}" 2>/dev/null; rm -rf "$OUT"; exit 129' HUP
   (
     # shellcheck disable=SC3045  # ulimit -v: not POSIX, but dash, busybox ash and mksh all have it
     [ -n "$RLIM" ] && { ulimit -v "$RLIM" || exit 125; export MALLOC_ARENA_MAX=2; }
