@@ -93,7 +93,9 @@ class EnergyHook:
         if self.trace is None or rec.status != "ok":
             return
         events = [(str(p["phase"]), float(p["host_t"])) for p in run.host_phases]
-        n_tokens = len(rec.samples.get("itl_ms", [])) + len(rec.samples.get("ttft_ms", []))
+        itl, ttft = rec.samples.get("itl_ms", []), rec.samples.get("ttft_ms", [])
+        # generated tokens: from the per-token series, else (llama-bench: none) repetitions x new_tokens
+        n_tokens = len(itl) + len(ttft) if itl else len(ttft) * int((rec.workload.get("gguf") or {}).get("new_tokens", 0))
         rec.energy, emetrics = energy.summarise(
             self.trace, energy.phases_from_events(events, run.t_end),
             n_inferences=len(rec.samples.get("latency_ms", [])), n_tokens=n_tokens or None, idle_window=self.idle)
