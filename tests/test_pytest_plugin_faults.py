@@ -76,7 +76,7 @@ def test_a_signal_stops_the_agent_and_frees_the_lock(fast_profiles: Path, tiny_s
     profiles.mkdir()
     (profiles / "local.toml").write_text((fast_profiles / "local.toml").read_text()
                                          .replace("min_s = 0.2", "min_s = 60").replace("max_s = 2.0", "max_s = 120")
-                                         .replace("min_runs = 20", "min_runs = 100000000"))
+                                         .replace("min_runs = 20", "min_runs = 100000000\nmax_runs = 1000000000"))
     out = tmp_path / "run"
     marker = str(tmp_path / "cache")
     env = cli_env(tmp_path)

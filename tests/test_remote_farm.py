@@ -166,7 +166,7 @@ def test_hung_agent_is_killed_at_its_timeout(board_factory: BoardFactory, sample
     b = board_factory()
     # The board's python hangs whenever it is asked to run a model (a wedged runtime), and ignores SIGTERM.
     hang = b.dir / "hanging-python"
-    hang.write_text(f'#!/bin/sh\n[ "$2" = run ] && {{ trap "" TERM; while :; do sleep 1; done; }}\n'
+    hang.write_text(f'#!/bin/sh\ncase " $* " in *" run "*) trap "" TERM; while :; do sleep 1; done;; esac\n'
                     f'exec {sys.executable} "$@"\n')
     hang.chmod(0o755)
     d = tmp_path / "profiles"
