@@ -7,7 +7,7 @@ from the agent - and shows it:
 - otherwise (CI logs, pipes), plain lines, at most one per cell every `every_s` seconds, plus every phase
   change and every finished push, so a 60 s GGUF measure phase shows it moves without flooding a log.
 Strings from devices pass through reports.escape.term: no ESC sequence from a device reaches the terminal.
-Same interface as console.Progress (message / event / record), so the run command can use either.
+The run and demo commands use it (message / event / record, then close() before the summary).
 """
 
 from __future__ import annotations

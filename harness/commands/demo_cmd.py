@@ -8,7 +8,8 @@ from pathlib import Path
 
 from harness import profiles as profiles_mod
 from harness.artifacts import inspect
-from harness.console import Progress, summary_table
+from harness.console import summary_table
+from harness.progress import ProgressView
 from harness.farm import new_run_id, run_farm
 from harness.orchestrator import EXIT_DEVICE, EXIT_INTERNAL
 from harness.runner import RunOverrides
@@ -23,7 +24,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from harness.reports.text import gate_text
     from harness.samples import write_samples
 
-    progress = Progress(quiet=args.quiet)
+    progress = ProgressView(quiet=args.quiet)
     samples_dir = Path(args.samples)
     progress.message(f"writing sample students ({args.size}) to {samples_dir} (generated offline, deterministic)")
     paths = write_samples(samples_dir, size=args.size)
@@ -33,6 +34,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     progress.message(f"run {run_id}: {len(paths)} artifacts on {args.device} -> {out}")
     result = run_farm(devices, [inspect(p) for p in paths], out, RunOverrides(), on_event=progress.event,
                       on_record=progress.record, on_message=progress.message, run_id=run_id)
+    progress.close()
     print(summary_table(result.records))
     if result.interrupted or result.write_error:
         print(f"edgefarm: {result.write_error or f'interrupted by {result.interrupted}'}", file=sys.stderr)

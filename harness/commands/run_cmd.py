@@ -14,7 +14,7 @@ from agents.spec import BACKENDS
 from harness import profiles as profiles_mod
 from harness.artifacts import inspect
 from harness.config import cli_number, cli_out_dir
-from harness.console import Progress
+from harness.progress import ProgressView
 from harness.errors import UserError
 from harness.farm import new_run_id, run_farm
 from harness.history import maybe_ingest
@@ -87,10 +87,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                              max_s=args.max_s, threads=args.threads, timeout_s=args.timeout, seed=args.seed,
                              adaptive=parse_adaptive(args.adaptive) if args.adaptive else None, extra=extra)
     check_workloads(devices, artifacts, overrides)
-    progress = Progress(quiet=args.quiet)
+    progress = ProgressView(quiet=args.quiet)
     progress.message(f"run {run_id}: {len(artifacts)} artifact(s) on {', '.join(d.name for d in devices)} -> {out}")
     result = run_farm(devices, artifacts, out, overrides, on_event=progress.event, on_record=progress.record,
                       on_message=progress.message, run_id=run_id, resume=args.resume)
+    progress.close()
     sys.stdout.write(render_records(result.records, args.output_format))
     info = sys.stdout if args.output_format == "table" else sys.stderr  # -o json: stdout is the document alone
     sent = sum(result.bytes_sent.values())
