@@ -327,4 +327,6 @@ def _summary(verdict: Verdict, cells: list[Cell], exit_code: int) -> str:
     for c in cells:
         by[c.outcome] = by.get(c.outcome, 0) + 1
     parts = [f"{by[o]} {o}" for o in ("fail", "error", "inconclusive", "pass", "skipped") if by.get(o)]
+    if exit_code == 0 and (by.get("inconclusive") or by.get("error")):
+        parts.append("none of them blocking under this policy")
     return f"{verdict.upper()}: {len(cells)} device x artifact cells: {', '.join(parts)} (exit {exit_code})"
