@@ -25,6 +25,15 @@ def finite(x: Optional[float], nd: int = 4) -> Optional[float]:
     return round(float(x), nd)
 
 
+def parse_event(line: str) -> Optional[Json]:
+    """One agent output line as an event object, or None for anything else (a runtime's own chatter)."""
+    try:
+        ev = json.loads(line)
+    except ValueError:
+        return None
+    return ev if isinstance(ev, dict) else None
+
+
 def error_event(message: str) -> Json:
     """The agent itself failed (bad spec, usage, a bug): printed instead of a result."""
     return {"event": "error", "message": message}

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import agents
+from agents.protocol import parse_event
 from harness.errors import DeviceError
 from harness.native import shell as native_shell
 from harness.transports.base import PushStats, Transport
@@ -219,11 +220,8 @@ def probe(transport: Transport, python: str, agent_remote: str) -> dict[str, Any
     argv = agent_argv(python, agent_remote, "probe")
     res = transport.run(argv, timeout=120)
     for line in reversed(res.stdout.splitlines()):
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict) and obj.get("event") == "probe":
+        obj = parse_event(line)
+        if obj is not None and obj.get("event") == "probe":
             return obj
     raise DeviceError(transport.name, "agent probe gave no answer", argv=argv,
                       exit_code=res.exit_code, stdout=res.stdout, stderr=res.stderr)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agents import contention
+from agents.protocol import parse_event
 from agents.result import AgentResult
 from agents.spec import SpecError, WorkloadSpec
 from harness import deploy, thermal
@@ -153,11 +154,8 @@ class DeviceSession:
         run = AgentRun(staged_path=remote, format=rec.artifact.format)
 
         def on_line(line: str) -> None:
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                return
-            if not isinstance(ev, dict):
+            ev = parse_event(line)
+            if ev is None:
                 return
             if ev.get("event") == "phase":
                 run.host_phases.append({"phase": ev.get("phase"), "host_t": time.monotonic(), "device_t": ev.get("t")})

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agents.protocol import parse_event
 from agents.spec import WorkloadSpec
 from harness import deploy
 from harness.errors import DeviceError
@@ -99,11 +100,8 @@ class NativeAgent:
         argv = [self.cfg.shell, self.agent.remote, "probe", *self.tools.values()]
         out = self._sh(argv, "native agent probe failed")
         for line in reversed(out.splitlines()):
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(obj, dict) and obj.get("event") == "probe":
+            obj = parse_event(line)
+            if obj is not None and obj.get("event") == "probe":
                 present = obj.get("tools") or {}
                 obj["runtimes"] = {TOOLS[f].runtime_key: bool(present.get(p)) for f, p in self.tools.items()}
                 obj["tool_paths"] = dict(self.tools)
@@ -149,11 +147,8 @@ class NativeAgent:
         run = NativeRun()
 
         def on_line(line: str) -> None:
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                return
-            if not isinstance(ev, dict):
+            ev = parse_event(line)
+            if ev is None:
                 return
             kind = str(ev.get("event", ""))
             if kind.startswith("native_") or kind == "phase":
