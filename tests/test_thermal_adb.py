@@ -63,7 +63,8 @@ def test_throttled_run_on_an_android_profile(adb_server: adbd.AdbServer, phone: 
     assert th is not None and th["throttled"] is True and th["idle_c"] == 40.0
     assert not th["cooldown"]["timed_out"] and th["cooldown"]["waited_s"] < 1.0
     assert "battery" in th["power"] or th["power"].get("available") is False  # recorded, whatever the host has
-    assert rec.tainted == ["throttled: thermal_zone0 (cpu-0-0-usr) reached its passive trip point 85 °C "
+    # contention (a busy host) is judged apart from thermals and may stand beside it
+    assert [t for t in rec.tainted if not t.startswith("contended")] == ["throttled: thermal_zone0 (cpu-0-0-usr) reached its passive trip point 85 °C "
                            "(peak 90 °C) during the measured runs"]
     (tmp_path / "policy.toml").write_text('schema = 1\n[[budget]]\nmetric = "latency_ms_p50"\nmax = 1000\n')
     cell = evaluate([rec], load_policy(tmp_path / "policy.toml"), profiles={"phone": prof}).cells[0]

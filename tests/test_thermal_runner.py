@@ -82,7 +82,7 @@ def test_cool_down_then_a_clean_run(fast_profiles: Path, tiny_samples: dict[str,
         session.close()
     assert rec.status == "ok", rec.message
     th = rec.thermal
-    assert th is not None and th["throttled"] is False and rec.tainted == []
+    assert th is not None and th["throttled"] is False and _thermal_taints(rec) == []
     c = th["cooldown"]
     # However far the ramp got before the cool-down began: a hot start is waited out, never measured.
     assert not c["timed_out"] and c["end_c"] <= 42.0, c
@@ -101,4 +101,9 @@ def test_no_thermal_files_degrades_to_not_available(fast_profiles: Path, tiny_sa
     th = rec.thermal
     assert th is not None and th["available"] is False and "no readable thermal zone" in th["why"]
     assert th["cooldown"] == {"enabled": True, "available": False, "why": "no readable thermal zone on the device"}
-    assert th["idle_c"] is None and "trace" not in th and rec.tainted == []
+    assert th["idle_c"] is None and "trace" not in th and _thermal_taints(rec) == []
+
+
+def _thermal_taints(rec: Record) -> list[str]:
+    """Taints other than contention: a busy host is judged apart from the device's thermals."""
+    return [t for t in rec.tainted if not t.startswith("contended")]
