@@ -77,12 +77,15 @@ def build_metrics(raw: Json, samples: Dict[str, List[float]], confidence: float)
         m["tpot_ms"] = mean_metric(itl, "ms", confidence, dependence=False)
         ttft = samples.get("ttft_ms") or []
         if ttft:
-            e = estimate("quantile", ttft, 0.5, confidence)
-            if e.value is None:  # the median is still reported; without an interval the gate cannot claim it
-                m["ttft_ms"] = metric(percentile_type7(sorted(ttft), 0.5), "ms", n=e.n,
-                                      note="median; no interval: %s" % e.note)
-            else:
-                m["ttft_ms"] = from_estimate(e, "ms", confidence, note="median")
+            m["ttft_ms"] = ttft_metric(ttft, confidence)
         for name in ("prefill_tokens_per_s", "decode_tokens_per_s"):
             m[name] = mean_metric(samples.get(name) or [], "tok/s", confidence, kind="rate")
     return m
+
+
+def ttft_metric(ttft: List[float], confidence: float) -> Json:
+    """Time to first token: the median of the requests, with its interval where one is claimable."""
+    e = estimate("quantile", ttft, 0.5, confidence)
+    if e.value is None:  # the median is still reported; without an interval the gate cannot claim it
+        return metric(percentile_type7(sorted(ttft), 0.5), "ms", n=e.n, note="median; no interval: %s" % e.note)
+    return from_estimate(e, "ms", confidence, note="median")

@@ -13,17 +13,9 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] && PY=.venv/bin/python
 TARGETS=(llama-bench llama-cli)
 ARGS=(-DGGML_NATIVE=OFF -DLLAMA_CURL=OFF -DCMAKE_BUILD_TYPE=Release -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=ON)
-log() { printf '[llama-tools] %s\n' "$*" >&2; }
-
-apt_install() {
-  local missing=()
-  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  log "apt-get install ${missing[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
+LOG_TAG=llama-tools
+# shellcheck source=ci/common.sh
+. ci/common.sh
 
 apt_install cmake build-essential
 if [ "$ARCH" = aarch64 ]; then

@@ -13,17 +13,9 @@ VENV=${EDGEFARM_VENV:-.venv}
 CACHE=${EDGEFARM_CACHE:-$HOME/.cache/edgefarm}
 LLAMA_VERSION=$(sed -n 's/^llama-cpp-python==//p' ci/constraints.txt)
 export CMAKE_ARGS=${EDGEFARM_LLAMA_CMAKE_ARGS:--DGGML_NATIVE=OFF}
-log() { printf '[setup] %s\n' "$*" >&2; }
-
-apt_install() {
-  local missing=()
-  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  log "apt-get install ${missing[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
+LOG_TAG=setup
+# shellcheck source=ci/common.sh
+. ci/common.sh
 
 apt_install cmake build-essential
 [ $TEST -eq 1 ] && apt_install openssh-server openssh-client chromium iproute2 adb shellcheck postgresql prometheus

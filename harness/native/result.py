@@ -14,8 +14,8 @@ from typing import Any
 from agents.protocol import Json
 from agents.result import AgentResult
 from agents.spec import WorkloadSpec
-from agents.stats import PERCENTILES, estimate, percentile_type7
-from agents.summary import from_estimate, mean_metric, metric, series_metrics
+from agents.stats import PERCENTILES
+from agents.summary import mean_metric, metric, series_metrics, ttft_metric
 from agents.supervisor import Supervised, fill_result
 from harness.native.parsed import Parsed, ToolOutputError
 from harness.native.tools import Tool
@@ -159,13 +159,7 @@ def native_metrics(p: Parsed, ex: Json, spec: WorkloadSpec, tool: Tool, wrapper:
         m["tpot_ms"] = _note(mean_metric(s.get("tpot_ms") or [], "ms", conf), notes.get("tpot_ms"))
         ttft = s.get("ttft_ms") or []
         if ttft:
-            e = estimate("quantile", ttft, 0.5, conf)
-            if e.value is None:  # the median is still reported; without an interval the gate cannot claim it
-                m["ttft_ms"] = metric(percentile_type7(sorted(ttft), 0.5), "ms", n=e.n,
-                                      note="median; no interval: %s" % e.note)
-            else:
-                m["ttft_ms"] = from_estimate(e, "ms", conf, note="median")
-            _note(m["ttft_ms"], notes.get("ttft_ms"))
+            m["ttft_ms"] = _note(ttft_metric(ttft, conf), notes.get("ttft_ms"))
         for name in ("prefill_tokens_per_s", "decode_tokens_per_s"):
             m[name] = _note(mean_metric(s.get(name) or [], "tok/s", conf, kind="rate"), notes.get(name))
     for name in list(m):
