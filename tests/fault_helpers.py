@@ -92,3 +92,17 @@ def one_line_error(stderr: str) -> str:
     lines = [ln for ln in stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "Traceback" not in stderr, stderr
     return lines[0]
+
+
+def children(pid: int) -> list[int]:
+    """Processes whose parent is `pid`, read from /proc."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(d.name))
+    return out

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from agent_helpers import AGENT, AGENT_ENV, FAST, make_samples
+from fault_helpers import children
 
 from agents.result import AgentResult
 from agents.spec import WorkloadSpec
@@ -107,18 +108,6 @@ def test_phase_events_are_relayed_while_the_model_runs(tmp_path: Path) -> None:
     assert arrivals["result"] - arrivals["measure"] > 1.0  # seen at its start, not at the end
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                stat = (d / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(d.name))
-    return out
-
 
 def _gone(pid: int, within_s: float) -> bool:
     end = time.monotonic() + within_s
@@ -142,7 +131,7 @@ def test_a_killed_agent_leaves_no_model_process(tmp_path: Path, sig: int) -> Non
     for line in p.stdout:
         if json.loads(line).get("phase") == "measure":
             break
-    (model,) = _children(p.pid)
+    (model,) = children(p.pid)
     p.send_signal(sig)
     assert p.wait(timeout=10) == (-sig if sig == signal.SIGKILL else 128 + sig)
     assert _gone(model, within_s=5), "the model process outlived its agent"

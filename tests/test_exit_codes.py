@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fault_helpers import children
 
 from harness import errors
 
@@ -87,7 +88,7 @@ def test_signals_130_and_143_keep_finished_records(tmp_path: Path, fast_profiles
                              "--out", str(out), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
-        while not _children(proc.pid):  # the agent has started: the run is in flight
+        while not children(proc.pid):  # the agent has started: the run is in flight
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
             time.sleep(0.05)
         proc.send_signal(sig)
@@ -99,17 +100,3 @@ def test_signals_130_and_143_keep_finished_records(tmp_path: Path, fast_profiles
     assert "Traceback" not in err
     for line in (out / "results.jsonl").read_text().splitlines() if (out / "results.jsonl").exists() else []:
         json.loads(line)  # whatever finished is whole
-
-
-def _children(pid: int) -> list[int]:
-    """Processes whose parent is `pid` (from /proc: no psutil in the product or its tests)."""
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                stat = (d / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(d.name))
-    return out
