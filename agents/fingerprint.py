@@ -56,6 +56,16 @@ def cpufreq(base: str = "/sys/devices/system/cpu") -> Dict[str, Json]:
     return out
 
 
+def celsius(raw: Optional[str]) -> Optional[float]:
+    """A thermal zone reading in degrees C: millidegrees usually, whole degrees on some vendors' kernels (the one
+    rule; the controller's device-state reader imports it)."""
+    try:
+        v = int((raw or "").strip())
+    except ValueError:
+        return None
+    return v / 1000.0 if abs(v) > 200 else float(v)
+
+
 def thermal(base: str = "/sys/class/thermal") -> Dict[str, float]:
     """Thermal zone temperatures in degrees C, keyed `zoneN:type`."""
     out: Dict[str, float] = {}
@@ -64,13 +74,10 @@ def thermal(base: str = "/sys/class/thermal") -> Dict[str, float]:
     except OSError:
         return out
     for z in zones:
-        t = read_text(os.path.join(base, z, "temp"))
+        c = celsius(read_text(os.path.join(base, z, "temp")))
         typ = (read_text(os.path.join(base, z, "type")) or "").strip()
-        try:
-            v = int((t or "").strip())
-        except ValueError:
-            continue
-        out["%s:%s" % (z, typ) if typ else z] = v / 1000.0 if abs(v) > 200 else float(v)
+        if c is not None:
+            out["%s:%s" % (z, typ) if typ else z] = c
     return out
 
 

@@ -30,6 +30,7 @@ from harness.history.db import parse_url  # noqa: E402
 from harness.history.ingest import Provenance, RunData  # noqa: E402
 from harness.history.store import Store  # noqa: E402
 from harness.history.trend import trend  # noqa: E402
+from harness.provenance import Provenance as RecordProvenance  # noqa: E402
 from harness.records import ArtifactInfo, DeviceInfo, Metric, Record  # noqa: E402
 
 METRICS = {"latency_ms_p50": "ms", "latency_ms_p95": "ms", "latency_ms_p99": "ms", "peak_rss_mib": "MiB",
@@ -65,7 +66,7 @@ def night(i: int, devices: int, artifacts: int, rng: random.Random) -> RunData:
                                     ci=(base * 0.95, base * 1.05), confidence=0.95)
                        for k, (name, unit) in enumerate(METRICS.items())}
             recs.append(Record(run_id, dev, art, "ok", ts, ts, runtime={"name": "onnxruntime", "version": "1.32"},
-                               workload={"batch": 1}, metrics=metrics, provenance={"harness_version": "0.1.0"}))
+                               workload={"batch": 1}, metrics=metrics, provenance=RecordProvenance(harness_version="0.1.0")))
     bodies = [_body(r) for r in recs]  # the JSON lines a results.jsonl would hold
     return RunData(run_id, ts, ts, "0.1.0", None, 0, recs, "pass", bodies=bodies,
                    provenance=Provenance("main", f"{i:040x}", "acme/students"), host="bench", source="bench")

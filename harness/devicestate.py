@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from agents.fingerprint import celsius
 from harness.energy.sysfs import FileReader, TransportFiles
 from harness.transports.base import Transport
 
@@ -48,15 +49,6 @@ class Sample:
     cur_khz: dict[str, int]
     max_khz: dict[str, int]
     governor: dict[str, str]
-
-
-def celsius(raw: str) -> float | None:
-    """A thermal zone reading in degrees C: millidegrees usually, whole degrees on some vendors' kernels."""
-    try:
-        v = int(raw.strip())
-    except ValueError:
-        return None
-    return v / 1000.0 if abs(v) > 200 else float(v)
 
 
 def _int(raw: str | None) -> int | None:

@@ -35,7 +35,7 @@ class EdgefarmItem(pytest.Item):
             pytest.skip(why)
         self.user_properties += [
             ("device", self.device), ("artifact", rec.artifact.name), ("artifact_sha256", rec.artifact.sha256),
-            ("harness_version", str(rec.provenance.get("harness_version", ""))),
+            ("harness_version", rec.provenance.harness_version),
             ("device_fingerprint", json.dumps(rec.device.fingerprint, sort_keys=True)[:2000]),
             ("runtime", json.dumps(rec.runtime, sort_keys=True)), ("run_id", rec.run_id),
         ]

@@ -253,7 +253,7 @@ def edgefarm_result(edgefarm_farm: EdgefarmState, edgefarm_device: Any, edgefarm
     """Benchmark the artifact on the device (once per session) and return its result Record."""
     rec = edgefarm_farm.result(edgefarm_device.profile.name, edgefarm_artifact)
     record_property("artifact_sha256", rec.artifact.sha256)
-    record_property("harness_version", rec.provenance.get("harness_version", ""))
+    record_property("harness_version", rec.provenance.harness_version)
     return rec
 
 

@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from harness.errors import UserError
+from harness.provenance import Provenance
 from harness.record_check import STATUSES, RecordError, check_record
 from harness.record_check import json_type as _json_type
 
@@ -92,7 +93,7 @@ class Record:
     energy: dict[str, Any] | None = None
     thermal: dict[str, Any] | None = None
     tainted: list[str] = field(default_factory=list)  # reasons the figures are suspect (throttling, charging)
-    provenance: dict[str, Any] = field(default_factory=dict)  # harness version, agent sha256, host, cap ...
+    provenance: Provenance = field(default_factory=Provenance)  # versions, hashes, push, cap, stopping (typed)
     schema: str = SCHEMA
 
     @property
@@ -107,6 +108,7 @@ class Record:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["provenance"] = self.provenance.to_dict()
         for m in d["metrics"].values():
             if m["ci"] is not None:
                 m["ci"] = list(m["ci"])
@@ -137,7 +139,7 @@ class Record:
             energy=d.get("energy"),
             thermal=d.get("thermal"),
             tainted=list(d.get("tainted") or []),
-            provenance=dict(d.get("provenance") or {}),
+            provenance=Provenance.from_dict(dict(d.get("provenance") or {})),
         )
 
     def value(self, metric: str) -> float | None:

@@ -16,6 +16,7 @@ from harness import energy, thermal
 from harness.memcap import MMAPPED_FORMATS, MemoryCap, WeightPin, evict_from_page_cache
 from harness.metrics import memory_headroom_pct
 from harness.profiles import Profile
+from harness.provenance import MemoryCapInfo
 from harness.records import Metric, Record
 from harness.transports import Transport
 from harness.transports.base import CommandResult
@@ -132,13 +133,11 @@ class MemoryCapHook:
 
     def finish(self, rec: Record, run: AgentRun) -> None:
         peak = self.cap.peak_mib()
-        rec.provenance["memory_cap"] = {"kind": self.cap.kind, "limit_mib": self.cap.limit_mib,
-                                        "group_peak_mib": None if peak is None else round(peak, 2),
-                                        "model_file_evicted_from_page_cache": self.dropped}
-        if self.pin is not None:
-            rec.provenance["memory_cap"]["weights_locked_mib"] = round(self.pin.locked_bytes / 2**20, 2)
-            if self.pin.error:
-                rec.provenance["memory_cap"]["weights_lock_error"] = self.pin.error
+        rec.provenance.memory_cap = MemoryCapInfo(
+            kind=self.cap.kind, limit_mib=self.cap.limit_mib, group_peak_mib=None if peak is None else round(peak, 2),
+            model_file_evicted_from_page_cache=self.dropped,
+            weights_locked_mib=None if self.pin is None else round(self.pin.locked_bytes / 2**20, 2),
+            weights_lock_error=None if self.pin is None else self.pin.error or None)
         if rec.status == "oom" and peak is not None:
             rec.metrics.setdefault("peak_rss_mib", Metric(value=round(peak, 2), unit="MiB",
                                                           note="the memory cap group's peak at the OOM kill"))

@@ -25,9 +25,9 @@ from harness.errors import ConfigError, DeviceError, DeviceLost, UserError
 from harness.metrics import METRICS
 from harness.profiles import Profile
 from harness.run_hooks import AgentRun, hooks_for, settle_status
+from harness.provenance import Provenance, PushInfo
 from harness.records import ArtifactInfo, DeviceInfo, Metric, Record, now_rfc3339
 from harness.transports import Transport, open_transport
-from harness.transports.local import LocalTransport
 from harness.version import harness_version
 
 EventSink = Callable[[str, str, dict[str, Any]], None]  # (device, artifact name, event)
@@ -132,8 +132,8 @@ class DeviceSession:
             staged = deploy.stage(self.transport, self.python, self.workdir, Path(artifact.path),
                                   progress=lambda done, total: emit({"event": "push", "done": done, "total": total}))
             self.bytes_sent += staged.stats.bytes_sent
-            rec.provenance["push"] = {"bytes_sent": staged.stats.bytes_sent, "skipped": staged.stats.skipped,
-                                      "seconds": round(staged.stats.seconds, 3), "remote_path": staged.remote}
+            rec.provenance.push = PushInfo(bytes_sent=staged.stats.bytes_sent, skipped=staged.stats.skipped,
+                                           seconds=round(staged.stats.seconds, 3), remote_path=staged.remote)
             self._measure(rec, staged.remote, overrides, emit)
         except DeviceLost as e:
             rec.status, rec.message = "device_lost", str(e)
@@ -145,7 +145,7 @@ class DeviceSession:
         return rec
 
     def _measure(self, rec: Record, remote: str, o: RunOverrides, emit: Callable[[dict[str, Any]], None]) -> None:
-        cap = self.transport.memory_cap if isinstance(self.transport, LocalTransport) else None
+        cap = self.transport.memory_cap
         rlimit = cap.limit_mib if cap is not None and cap.cgroup is None else None
         spec = build_spec(self.profile, remote, rec.artifact.format, o, rlimit, sha256=rec.artifact.sha256)
         rec.workload = spec.to_dict()  # replaced by the agent's echo of what it used
@@ -179,7 +179,7 @@ class DeviceSession:
             run.t_end = time.monotonic()
             for hook in hooks:
                 hook.after(run)
-        rec.provenance["host_phases"] = run.host_phases
+        rec.provenance.host_phases = run.host_phases
         if run.result is not None:
             self._fill_from_agent(rec, run.result)
         settle_status(rec, run, cap)
@@ -200,8 +200,8 @@ class DeviceSession:
                 rec.tainted.append(contention.PREFIX + why)
         if r.workload:  # the spec the agent actually used, defaults filled
             rec.workload = dict(r.workload)
-        rec.provenance["input_shapes"] = r.input_shapes
-        rec.provenance["artifact_sha256_loaded"] = r.artifact_sha256
+        rec.provenance.input_shapes = r.input_shapes
+        rec.provenance.artifact_sha256_loaded = r.artifact_sha256
         want = rec.artifact.sha256
         if r.artifact_sha256 is not None and want and r.artifact_sha256 != want:
             rec.status = "error"
@@ -209,19 +209,20 @@ class DeviceSession:
                            f"{r.artifact_sha256}; figures discarded")
             rec.metrics, rec.samples = {}, {}
         if r.stopping:  # why the measured runs ended (adaptive: interval widths reached, or max_s)
-            rec.provenance["stopping"] = r.stopping
+            rec.provenance.stopping = r.stopping
         if r.os_peak_rss_mib is not None:
-            rec.provenance["os_peak_rss_mib"] = r.os_peak_rss_mib
-            rec.provenance["os_peak_rss_equals"] = r.os_peak_rss_equals
+            rec.provenance.os_peak_rss_mib = r.os_peak_rss_mib
+            rec.provenance.os_peak_rss_equals = r.os_peak_rss_equals
         if r.thermal:  # the agent's start/end zone readings beside the controller's
             rec.thermal = {**r.thermal, **(rec.thermal or {})}
         unknown = sorted(set(rec.metrics) - set(METRICS))
         if unknown:
-            rec.provenance["unregistered_metrics"] = unknown
+            rec.provenance.unregistered_metrics = unknown
 
-    def _provenance(self) -> dict[str, Any]:
-        return {"harness_version": harness_version(), "agent_sha256": self.agent.sha256,
-                "controller": platform.node(), "agent_python": self.fingerprint.get("python")}
+    def _provenance(self) -> Provenance:
+        py = self.fingerprint.get("python")
+        return Provenance(harness_version=harness_version(), agent_sha256=self.agent.sha256,
+                          controller=platform.node(), agent_python=py if isinstance(py, str) else None)
 
 
 def _device_info(profile: Profile, fingerprint: dict[str, Any]) -> DeviceInfo:
@@ -235,4 +236,4 @@ def failed_record(profile: Profile, artifact: ArtifactInfo, run_id: str, status:
     if status not in ("error", "device_lost", "skipped"):
         raise UserError(f"internal: bad status {status}")
     return Record(run_id=run_id, device=_device_info(profile, {}), artifact=artifact, status=status,  # type: ignore[arg-type]
-                  started_at=t, finished_at=t, message=message, provenance={"harness_version": harness_version()})
+                  started_at=t, finished_at=t, message=message, provenance=Provenance(harness_version=harness_version()))

@@ -17,6 +17,7 @@ import numpy as np
 
 from agents.summary import series_metrics
 from harness.metrics import memory_headroom_pct
+from harness.provenance import Provenance
 from harness.records import ArtifactInfo, DeviceInfo, Metric, Record, Status
 
 
@@ -87,5 +88,5 @@ def make_record(
         metrics=metrics,
         samples={"latency_ms": samples} if samples else {},
         tainted=list(tainted or []),
-        provenance={"harness_version": "0.1.0", "host": "farm-1"},
+        provenance=Provenance(harness_version="0.1.0", controller="farm-1"),
     )

@@ -10,6 +10,7 @@ import pytest
 from harness.errors import UserError
 from harness.gate import Cell, GateReport, Policy, evaluate, load_policy
 from harness.gate.model import RuleResult
+from harness.provenance import MemoryCapInfo
 from synthetic import latency_samples, make_record
 from harness.profiles import Profile, TransportConfig
 from harness.records import Metric, Record, load_run
@@ -318,7 +319,7 @@ def test_a_device_without_a_profile_is_said() -> None:
 def test_oom_reads_the_runners_memory_cap_provenance(tmp_path: Path) -> None:
     # as harness/runner.py writes it when the cgroup cap OOM-kills the model process
     rec = make_record(status="oom", samples=None, peak_rss_mib=None, message="OOM-killed")
-    rec.provenance["memory_cap"] = {"kind": "cgroup", "limit_mib": 3072, "group_peak_mib": 3071.9}
+    rec.provenance.memory_cap = MemoryCapInfo(kind="cgroup", limit_mib=3072, group_peak_mib=3071.9)
     rep = evaluate([rec], policy(tmp_path, '[[budget]]\nmetric = "peak_rss_mib"\nmax = 1024\n'))
     r = rep.cells[0].rules[0]
     assert r.outcome == "fail" and r.value == 3071.9

@@ -59,7 +59,8 @@ def test_all_three_formats_ok_with_every_metric(tiny_samples: dict[str, Path], f
     assert p95.ci is not None and p95.ci[0] <= p95.value <= p95.ci[1]  # type: ignore[operator]
     assert len(recs["onnx"].samples["latency_ms"]) >= 400
     assert recs["gguf"].runtime["name"] == "llama-cpp-python"
-    pushed = [r.provenance["push"]["bytes_sent"] for r in recs.values()]
+    pushed = [r.provenance.push.bytes_sent for r in recs.values() if r.provenance.push is not None]
+    assert len(pushed) == len(recs)
     assert all(b in (0, r.artifact.size_bytes) for b, r in zip(pushed, recs.values()))  # all or (cached) nothing
     assert res.bytes_sent["local"] >= sum(pushed)  # the session's count includes every artifact push
 
@@ -81,7 +82,7 @@ def test_memory_cap_gives_oom_and_the_run_goes_on(tiny_samples: dict[str, Path],
     assert "memory" in (oom.message or "").lower()
     reached = oom.value("peak_rss_mib")
     assert reached is not None and 100 < reached <= 161
-    assert oom.provenance["memory_cap"]["limit_mib"] == 160
+    assert oom.provenance.memory_cap is not None and oom.provenance.memory_cap.limit_mib == 160
 
 
 def test_missing_and_unknown_artifacts_are_clear_errors(tmp_path: Path) -> None:

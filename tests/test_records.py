@@ -9,6 +9,7 @@ import jsonschema
 import pytest
 
 from harness.errors import UserError
+from harness.provenance import Provenance
 from harness.record_check import RecordError
 from harness.records import (ArtifactInfo, DeviceInfo, JsonlWriter, Metric, Record, cell_labels, load_run,
                              read_results, record_labels)
@@ -25,7 +26,7 @@ def make(i: int = 0) -> Record:
         metrics={"latency_ms_p95": Metric(value=3.5, unit="ms", n=100, ci=(3.1, 3.9), confidence=0.95),
                  "latency_ms_p99": Metric(value=None, unit="ms", n=100, note="insufficient samples")},
         samples={"latency_ms": [3.0, 3.5, 4.0]},
-        provenance={"harness_version": "0.1.0"},
+        provenance=Provenance(harness_version="0.1.0"),
     )
 
 
@@ -99,3 +100,21 @@ def test_record_check_follows_the_published_schema() -> None:
 def test_not_a_run_dir(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="no results.jsonl"):
         load_run(tmp_path)
+
+
+def test_provenance_is_typed_and_keeps_what_it_does_not_know() -> None:
+    raw = {"harness_version": "0.9.0", "agent_sha256": "ab" * 32, "os_peak_rss_mib": 151.5,
+           "push": {"bytes_sent": 10, "skipped": False, "seconds": 0.5, "remote_path": "/tmp/x.onnx"},
+           "memory_cap": {"kind": "cgroup", "limit_mib": 160, "group_peak_mib": 159.9},
+           "commit": "deadbeef", "future_key": {"nested": [1, 2]}}
+    p = Provenance.from_dict(raw)
+    assert p.push is not None and p.push.bytes_sent == 10 and p.push.remote_path == "/tmp/x.onnx"
+    assert p.memory_cap is not None and p.memory_cap.limit_mib == 160.0 and p.memory_cap.group_peak_mib == 159.9
+    assert p.os_peak_rss_mib == 151.5 and p.extra == {"commit": "deadbeef", "future_key": {"nested": [1, 2]}}
+    again = p.to_dict()
+    assert Provenance.from_dict(again) == p
+    assert again["future_key"] == {"nested": [1, 2]} and again["push"]["bytes_sent"] == 10
+    # a known key in a shape this harness cannot read is written back as it came, not dropped
+    odd = Provenance.from_dict({"harness_version": "1", "push": {"bytes_sent": "lots"}, "stopping": "max_s"})
+    assert odd.push is None and odd.to_dict()["push"] == {"bytes_sent": "lots"}
+    assert odd.stopping is None and odd.to_dict()["stopping"] == "max_s"

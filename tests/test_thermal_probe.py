@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from harness import thermal
-from harness.devicestate import Sample, ThermalProbe, celsius
+from agents.fingerprint import celsius
+from harness.devicestate import Sample, ThermalProbe
 from harness.energy.sysfs import LocalFiles, TransportFiles
 from harness.thermal import cool_down, measure_window, throttling
 from harness.transports.local import LocalTransport

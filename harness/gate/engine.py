@@ -207,7 +207,7 @@ def _provenance(rec: Record) -> dict[str, object]:
         "run_id": rec.run_id, "artifact_sha256": rec.artifact.sha256, "artifact_size_bytes": rec.artifact.size_bytes,
         "artifact_format": rec.artifact.format, "device_fingerprint": dict(rec.device.fingerprint),
         "transport": rec.device.transport, "runtime": dict(rec.runtime),
-        "harness_version": rec.provenance.get("harness_version"),
+        "harness_version": rec.provenance.harness_version or None,
         "started_at": rec.started_at, "finished_at": rec.finished_at,
     }
 

@@ -197,19 +197,17 @@ def judge_budget(rec: Record, metric: str, limit: float, rule: str, source: str,
 def judge_oom(rec: Record, metric: str, limit: float, rule: str, source: str) -> RuleResult:
     """An out-of-memory run against a memory budget: a fail that says how much memory was reached."""
     d = METRICS[metric]
-    cap_info = rec.provenance.get("memory_cap")
-    cap_info = cap_info if isinstance(cap_info, dict) else {}
+    cap_info = rec.provenance.memory_cap
     peak = rec.value("peak_rss_mib") if metric == "memory_headroom_pct" else (
         rec.value(metric) if rec.value(metric) is not None else rec.value("peak_rss_mib"))
-    for fallback in (cap_info.get("group_peak_mib"), rec.provenance.get("os_peak_rss_mib")):
-        if peak is None and isinstance(fallback, (int, float)):
+    for fallback in (cap_info.group_peak_mib if cap_info else None, rec.provenance.os_peak_rss_mib):
+        if peak is None and fallback is not None:
             peak = float(fallback)  # what the host saw when the agent could not report
     reached = f"memory reached {fmt(peak, 'MiB')}" if peak is not None else "memory reached not recorded"
     value = peak
     if metric == "memory_headroom_pct" and (value := memory_headroom_pct(rec.device.ram_mib, peak)) is not None:
         reached += f" (headroom {fmt(value, '%')})"
-    cap = cap_info.get("limit_mib")
-    capped = f" under a {cap} MiB {cap_info.get('kind') or ''} memory cap".replace("  ", " ") if cap else ""
+    capped = f" under a {cap_info.limit_mib:g} MiB {cap_info.kind} memory cap".replace("  ", " ") if cap_info else ""
     return RuleResult(rule=rule, kind="budget", source=source, outcome="fail",
                       reason=f"out of memory{capped}: {reached}; budget {'<=' if d.better == 'lower' else '>='} "
                              f"{fmt(limit, d.unit)}",

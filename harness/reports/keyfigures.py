@@ -138,7 +138,7 @@ def _runtime(rec: Record) -> Fig:
 
 
 def _backend(rec: Record) -> Fig:
-    for src in (rec.runtime, rec.provenance, rec.workload):
+    for src in (rec.runtime, rec.provenance.extra, rec.workload):
         v = (src or {}).get("backend") or (src or {}).get("providers") or (src or {}).get("delegate")
         if v:
             return _text(term(", ".join(map(str, v)) if isinstance(v, list) else str(v)))
@@ -146,7 +146,7 @@ def _backend(rec: Record) -> Fig:
 
 
 def _threads(rec: Record) -> Fig:
-    for src in (rec.provenance, rec.workload, rec.runtime):
+    for src in (rec.provenance.extra, rec.workload, rec.runtime):
         v = (src or {}).get("threads_used") or (src or {}).get("threads")
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             return Fig(float(v), str(int(v)))

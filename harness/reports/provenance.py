@@ -43,7 +43,7 @@ def provenance_rows(cell: Cell, gate_version: str = "") -> list[tuple[str, str]]
     fp: dict[str, Any] = dict(p.get("device_fingerprint") or {})
     rt = p.get("runtime") or {}
     runtimes: dict[str, Any] = fp["runtimes"] if isinstance(fp.get("runtimes"), dict) else {}
-    extra = rec.provenance if rec is not None else {}
+    extra = rec.provenance.extra if rec is not None else {}
     commit = extra.get("commit") or extra.get("git_commit") or extra.get("source_commit")
     rows: list[tuple[str, object]] = [
         ("device", f"{cell.device} ({cell.device_class}, {p.get('transport') or '?'})"),
@@ -57,7 +57,7 @@ def provenance_rows(cell: Cell, gate_version: str = "") -> list[tuple[str, str]]
         ("artifact sha256", p.get("artifact_sha256")),
         ("artifact", f"{p.get('artifact_format')} · {p.get('artifact_size_bytes')} bytes"),
         ("harness (run / gate)", f"{p.get('harness_version') or '?'} / {gate_version or '?'}"),
-        ("agent", f"{fp.get('agent_version') or '?'} · sha256 {extra.get('agent_sha256') or 'not recorded'}"),
+        ("agent", f"{fp.get('agent_version') or '?'} · sha256 {(rec.provenance.agent_sha256 if rec else None) or 'not recorded'}"),
         ("commit", commit),
         ("run", p.get("run_id")),
         ("started → finished", f"{p.get('started_at')} → {p.get('finished_at')}"),

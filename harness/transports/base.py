@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from harness.memcap import MemoryCap
 
 # A push writes `.<name>.part-XXXXXXXX` beside its target and renames it; one that died midway leaves it.
 # Older than this it is nobody's transfer in progress (a live push writes every second), so a session removes it.
@@ -56,6 +59,7 @@ class Transport(Protocol):
     """Run, push, pull on one device. Every failure raises DeviceError naming the device and the command."""
 
     name: str  # the device (profile) name, for messages
+    memory_cap: MemoryCap | None  # a cap the transport puts its commands under (local only today), else None
 
     def run(
         self,

@@ -15,9 +15,13 @@ import shlex
 import threading
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from harness.errors import DeviceError, RunCancelled
 from harness.transports.base import PART_GLOB, STALE_PART_MIN, CommandResult, LineCallback
+
+if TYPE_CHECKING:
+    from harness.memcap import MemoryCap
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +154,7 @@ class ShellDevice:
     """
 
     name: str
+    memory_cap: MemoryCap | None = None  # caps are applied on this machine only (harness/memcap.py)
 
     def __init__(self) -> None:
         self._inflight: dict[int, PidMarker] = {}

@@ -4,21 +4,25 @@ Each emulated DUT idles, then draws a higher power for a known time, then idles 
 on the host clock and `summarise` integrates the load window with the idle baseline subtracted. The truth is
 (load - idle) x the load's duration, from the emulator's own schedule.
 
-    python -m harness.energy.selfcheck [--repeat 3] [--load-s 1.5]
+    .venv/bin/python benchmarks/energy_recovery.py [--repeat 3] [--load-s 1.5]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from harness.energy.align import summarise
-from harness.energy.base import EnergySource
-from harness.energy.ppk2 import Ppk2Meter
-from harness.energy.scpi import ScpiMeter
-from harness.standins.ppk2_emulator import Ppk2Emulator
-from harness.standins.scpi_emulator import ScpiEmulator
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness.energy.align import summarise  # noqa: E402
+from harness.energy.base import EnergySource  # noqa: E402
+from harness.energy.ppk2 import Ppk2Meter  # noqa: E402
+from harness.energy.scpi import ScpiMeter  # noqa: E402
+from harness.standins.ppk2_emulator import Ppk2Emulator  # noqa: E402
+from harness.standins.scpi_emulator import ScpiEmulator  # noqa: E402
 
 IDLE_W, LOAD_W = 0.5, 2.0
 
