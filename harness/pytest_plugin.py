@@ -20,12 +20,14 @@ from typing import Any
 
 import pytest
 
+from agents.spec import BACKENDS
 from harness.pytest_state import EdgefarmState
 
 STATE = pytest.StashKey[EdgefarmState]()
 _ENV = {"device": "EDGEFARM_DEVICE", "artifact": "EDGEFARM_ARTIFACT", "policy": "EDGEFARM_POLICY",
         "baseline": "EDGEFARM_BASELINE", "golden": "EDGEFARM_GOLDEN", "out": "EDGEFARM_OUT",
-        "profiles": "EDGEFARM_PROFILES", "skip_unreachable": "EDGEFARM_SKIP_UNREACHABLE"}
+        "profiles": "EDGEFARM_PROFILES", "skip_unreachable": "EDGEFARM_SKIP_UNREACHABLE",
+        "backend": "EDGEFARM_BACKEND"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,6 +46,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="device profile directory; env EDGEFARM_PROFILES")
     g.addoption("--edgefarm-max-s", dest="edgefarm_max_s", type=float, metavar="S",
                 help="cap on measured seconds per artifact (quick local checks)")
+    g.addoption("--backend", dest="edgefarm_backend", metavar="|".join(BACKENDS),
+                help="accelerator: onnxruntime EP, LiteRT delegate or llama.cpp -ngl, on both agent flavours "
+                     "(default: the profile's [run] backend, else cpu); env EDGEFARM_BACKEND")
     g.addoption("--edgefarm-only", dest="edgefarm_only", action="store_true",
                 help="run only the generated edgefarm tests, deselect the rest")
     g.addoption("--edgefarm-skip-unreachable", dest="edgefarm_skip_unreachable", action="store_true",
@@ -101,7 +106,11 @@ def pytest_configure(config: pytest.Config) -> None:
     # One run id for the controller and every xdist worker, so their results form one run.
     run_id = os.environ.setdefault("EDGEFARM_RUN_ID", new_run_id())
     out = Path(_opt(config, "out") or Path("runs") / f"pytest-{run_id}")
-    overrides = RunOverrides(max_s=config.getoption("edgefarm_max_s"))
+    backend = _opt(config, "backend")
+    if backend and backend not in BACKENDS:
+        raise pytest.UsageError(f"edgefarm: --backend / EDGEFARM_BACKEND '{backend}': expected one of "
+                                f"{', '.join(BACKENDS)}")
+    overrides = RunOverrides(max_s=config.getoption("edgefarm_max_s"), extra={"backend": backend} if backend else {})
     worker = hasattr(config, "workerinput")
     try:  # the controller (or a plain pytest) owns run.json; xdist workers only append records
         orch = Orchestrator([profiles[n] for n in names], [e.info for e in entries if e.info is not None], out,

@@ -41,3 +41,23 @@ def test_unknown_backend_is_a_usage_error(tmp_path: Path, tiny_samples: dict[str
     from agents.spec import SpecError, WorkloadSpec
     with pytest.raises(SpecError, match="backend"):
         WorkloadSpec.from_dict({"artifact": "/m.onnx", "backend": json.loads('"npu"')})
+
+
+def test_pytest_backend_option_reaches_the_record(pytester: pytest.Pytester, fast_profiles: Path,
+                                                  tiny_samples: dict[str, Path], tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pytest --backend` (and its EDGEFARM_BACKEND fallback) chooses the accelerator as `edgefarm run --backend`
+    does; the native flavour's side is in tests/test_native_run.py. A value that is no backend is a usage error."""
+    pytester.makeini("[pytest]\naddopts = -p no:cacheprovider\n")
+    bad = pytester.runpytest_subprocess("--edgefarm-profiles", str(fast_profiles), "--device", "local", "--artifact",
+                                        str(tiny_samples["onnx"]), "--backend", "tpu", timeout=120)
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*--backend / EDGEFARM_BACKEND 'tpu': expected one of cpu, gpu, nnapi, xnnpack*"])
+    monkeypatch.setenv("EDGEFARM_BACKEND", "xnnpack")
+    res = pytester.runpytest_subprocess("--edgefarm-profiles", str(fast_profiles), "--device", "local", "--artifact",
+                                        str(tiny_samples["tflite"]), "--edgefarm-out", str(tmp_path / "o"), timeout=240)
+    res.assert_outcomes(passed=3)
+    (rec,) = load_run(tmp_path / "o")
+    assert rec.workload["backend"] == "xnnpack" and rec.runtime["backend_requested"] == "xnnpack", rec.runtime
+    assert rec.runtime["backend"] == "xnnpack" and "XNNPACK" in rec.runtime["backend_note"], rec.runtime
+    assert isinstance(rec.runtime["threads"], int) and rec.runtime["threads"] >= 1, rec.runtime

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from native_helpers import llama_tools, no_python_path
 from remote_fixtures import adb_profile, adb_server, local_profile, ssh_profile  # noqa: F401  (fixtures)
@@ -18,6 +19,7 @@ from harness.records import Record, load_run
 from harness.standins import adbd, sshd
 
 RUN = {"gguf_prompt_tokens": 16, "gguf_new_tokens": 16, "gguf_repetitions": 8}
+SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "harness" / "schemas" / "result.schema.json").read_text())
 
 
 def make_native(profile: Path, bin_dir: Path, *, agent: str = "native", python: str = "python3",
@@ -83,13 +85,13 @@ def test_pytest_plugin_on_a_stock_phone_matches_the_python_agents_record(
     gguf = str(tiny_samples["gguf"])
     res = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--edgefarm-profiles", str(profiles), "--device",
                                         "stockphone", "--artifact", gguf, "--edgefarm-out", str(tmp_path / "out"),
-                                        "-v", timeout=600)
+                                        "--backend", "gpu", "-v", timeout=600)
     res.assert_outcomes(passed=3)  # run + 2 budgets
     assert not marker.exists(), "something tried to run Python on the device: " + marker.read_text()
     native = one_record(tmp_path / "out")
     assert native.status == "ok", native.message
     assert native.runtime["name"] == "llama-bench" and native.runtime["threads"] >= 1
-    assert native.runtime["backend"] == "cpu" and native.device.fingerprint.get("agent_flavour") == "native"
+    assert native.device.fingerprint.get("agent_flavour") == "native"
     assert native.device.fingerprint.get("os") == "Android"  # getprop answered: the stand-in is a phone
     for name in ("prefill_tokens_per_s", "decode_tokens_per_s"):
         m = native.metrics[name]
@@ -104,7 +106,7 @@ def test_pytest_plugin_on_a_stock_phone_matches_the_python_agents_record(
     adb_profile(py_profiles, "termuxphone", adb_server, adbd_with_python := adbd.start(tmp_path / "py-storage"), **RUN)
     try:
         r = cli("run", "--profiles", str(py_profiles), "--device", "termuxphone", "--artifact", gguf,
-                "--out", str(tmp_path / "py-out"), "-q")
+                "--backend", "gpu", "--out", str(tmp_path / "py-out"), "-q")
         assert r.returncode == 0, r.stdout + r.stderr
     finally:
         adbd_with_python.stop()
@@ -112,6 +114,27 @@ def test_pytest_plugin_on_a_stock_phone_matches_the_python_agents_record(
     assert python.status == "ok"
     assert shape(native) == shape(python)
     assert python.workload["gguf"] == native.workload["gguf"]
+    for rec in (native, python):  # --backend reached both flavours; what ran is said, and the threads used
+        jsonschema.validate(rec.to_dict(), SCHEMA)
+        rt = rec.runtime
+        assert rec.workload["backend"] == "gpu" and rt["backend_requested"] == "gpu", rt
+        assert rt["backend"] == "cpu" and "CPU" in rt["backend_note"] and rt["n_gpu_layers"] is not None, rt
+        assert isinstance(rt["threads"], int) and rt["threads"] >= 1, rt
+
+
+def test_the_no_python_trap_fires(adb_server: adbd.AdbServer, bare_phone: Any, tools: Path,  # noqa: F811
+                                  tmp_path: Path, tiny_samples: dict[str, Path]) -> None:
+    """The control for the test above: the Python flavour on the same bare phone tries `python3`, which the
+    trap records (so a native run that left no record really started no Python)."""
+    dev, marker = bare_phone
+    before = marker.read_text() if marker.exists() else ""
+    profiles = tmp_path / "profiles"
+    make_native(adb_profile(profiles, "pyphone", adb_server, dev, **RUN), tools, agent="python")
+    r = cli("run", "--profiles", str(profiles), "--device", "pyphone", "--artifact", str(tiny_samples["gguf"]),
+            "--out", str(tmp_path / "out"), "-q")
+    assert r.returncode != 0
+    assert marker.exists() and len(marker.read_text()) > len(before), r.stdout + r.stderr
+    marker.unlink()  # the module's other tests assert that nothing else tried
 
 
 def test_ssh_board_without_python_auto_picks_native(tmp_path: Path, tools: Path,
