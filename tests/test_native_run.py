@@ -158,7 +158,7 @@ def test_ssh_board_without_python_auto_picks_native(tmp_path: Path, tools: Path,
     assert not marker.exists(), marker.read_text()
     rec = one_record(tmp_path / "out")
     assert rec.status == "ok" and rec.runtime["name"] == "llama-bench"
-    assert rec.provenance["push"]["bytes_sent"] > 0
+    assert rec.provenance.push is not None and rec.provenance.push.bytes_sent > 0
 
 
 def test_faults_have_statuses(tmp_path: Path, tools: Path, tiny_samples: dict[str, Path]) -> None:
