@@ -34,7 +34,7 @@ def _importable() -> Dict[str, bool]:
 
 
 def cmd_run(raw_spec: str) -> int:
-    from agents.fingerprint import thermal
+    from agents.procfs import thermal
     from agents.formats import ArtifactError, detect_format
     from agents.protocol import emit, error_event
     from agents.result import AgentResult

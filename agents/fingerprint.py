@@ -13,7 +13,7 @@ import sys
 from typing import Any, Callable, Dict, Optional, Sequence
 
 from agents.dists import dist_versions
-from agents.procfs import cpus, kv_file, read_text
+from agents.procfs import cpus, kv_file, read_text, thermal
 from agents.protocol import AGENT_VERSION, Json
 
 def _cpu_model() -> Optional[str]:
@@ -53,31 +53,6 @@ def cpufreq(base: str = "/sys/devices/system/cpu") -> Dict[str, Json]:
                 entry[key] = int(v.strip()) / 1000.0
         if entry:
             out[cpu] = entry
-    return out
-
-
-def celsius(raw: Optional[str]) -> Optional[float]:
-    """A thermal zone reading in degrees C: millidegrees usually, whole degrees on some vendors' kernels (the one
-    rule; the controller's device-state reader imports it)."""
-    try:
-        v = int((raw or "").strip())
-    except ValueError:
-        return None
-    return v / 1000.0 if abs(v) > 200 else float(v)
-
-
-def thermal(base: str = "/sys/class/thermal") -> Dict[str, float]:
-    """Thermal zone temperatures in degrees C, keyed `zoneN:type`."""
-    out: Dict[str, float] = {}
-    try:
-        zones = sorted(z for z in os.listdir(base) if z.startswith("thermal_zone"))
-    except OSError:
-        return out
-    for z in zones:
-        c = celsius(read_text(os.path.join(base, z, "temp")))
-        typ = (read_text(os.path.join(base, z, "type")) or "").strip()
-        if c is not None:
-            out["%s:%s" % (z, typ) if typ else z] = c
     return out
 
 

@@ -70,3 +70,28 @@ def cgroup_oom_kills() -> Optional[int]:
         if f.get("oom_kill", "").isdigit():
             return int(f["oom_kill"])
     return None
+
+
+def celsius(raw: Optional[str]) -> Optional[float]:
+    """A thermal zone reading in degrees C: millidegrees usually, whole degrees on some vendors' kernels (the one
+    rule; the controller's device-state reader imports it)."""
+    try:
+        v = int((raw or "").strip())
+    except ValueError:
+        return None
+    return v / 1000.0 if abs(v) > 200 else float(v)
+
+
+def thermal(base: str = "/sys/class/thermal") -> Dict[str, float]:
+    """Thermal zone temperatures in degrees C, keyed `zoneN:type`."""
+    out: Dict[str, float] = {}
+    try:
+        zones = sorted(z for z in os.listdir(base) if z.startswith("thermal_zone"))
+    except OSError:
+        return out
+    for z in zones:
+        c = celsius(read_text(os.path.join(base, z, "temp")))
+        typ = (read_text(os.path.join(base, z, "type")) or "").strip()
+        if c is not None:
+            out["%s:%s" % (z, typ) if typ else z] = c
+    return out

@@ -20,7 +20,6 @@ from agents.protocol import Json, emit
 from agents import contention
 from agents.result import AgentResult, looks_like_oom
 from agents.spec import WorkloadSpec
-from agents.summary import build_metrics
 
 class Supervised:
     """What the agent saw of its model process: events, exit status, rusage, whether it was killed."""
@@ -154,6 +153,8 @@ def fill_result(res: AgentResult, spec: WorkloadSpec, sv: Supervised, cg_oom: bo
         res.input_shapes = child.get("input_shapes") or {}
         res.artifact_sha256 = child.get("artifact_sha256")
         if child.get("raw"):
+            from agents.summary import build_metrics  # statistics load after the runs: not resident while measuring
+
             res.metrics = build_metrics(child["raw"], sv.samples, spec.confidence)
             res.os_peak_rss_equals = "peak_rss_inference_mib" if child["raw"].get("hwm_reset") else "peak_rss_mib"
     capped = spec.rlimit_as_mib is not None

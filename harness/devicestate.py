@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from agents.fingerprint import celsius
+from agents.procfs import celsius
 from harness.energy.sysfs import FileReader, TransportFiles
 from harness.transports.base import Transport
 

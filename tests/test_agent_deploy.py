@@ -117,11 +117,12 @@ def test_a_staged_artifact_changed_on_the_device_is_not_measured(fast_profiles: 
     try:
         rec = session.run_artifact(art, "r1", RunOverrides(min_s=0.0))
         assert rec.status == "ok", rec.message
-        assert rec.provenance["artifact_sha256_loaded"] == art.sha256
+        assert rec.provenance.artifact_sha256_loaded == art.sha256
         assert rec.workload["artifact_sha256"] == art.sha256 and rec.workload["confidence"] == 0.95
         assert rec.workload["reset_hwm"] is True and rec.workload["gguf"]["n_ctx"] == 512
-        assert rec.provenance["input_shapes"]["prompt_tokens"] == [16]
-        staged = Path(rec.provenance["push"]["remote_path"])
+        assert (rec.provenance.input_shapes or {})["prompt_tokens"] == [16]
+        assert rec.provenance.push is not None
+        staged = Path(rec.provenance.push.remote_path)
         size = staged.stat().st_size
         with open(staged, "r+b") as fh:  # 4 KB in the middle: same size, so staging does not re-send it
             fh.seek(size // 2)
@@ -130,7 +131,7 @@ def test_a_staged_artifact_changed_on_the_device_is_not_measured(fast_profiles: 
         rec = session.run_artifact(art, "r2", RunOverrides(min_s=0.0))
     finally:
         session.close()
-    assert rec.provenance["push"]["skipped"] is True
+    assert rec.provenance.push is not None and rec.provenance.push.skipped is True
     assert rec.status == "error" and "sha256 mismatch" in rec.message
     assert art.sha256 in rec.message and tampered in rec.message
     assert not rec.metrics and not rec.samples

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness import thermal
-from agents.fingerprint import celsius
+from agents.procfs import celsius
 from harness.devicestate import Sample, ThermalProbe
 from harness.energy.sysfs import LocalFiles, TransportFiles
 from harness.thermal import cool_down, measure_window, throttling
