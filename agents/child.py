@@ -13,10 +13,11 @@ import time
 from typing import Any, Dict, List, Optional
 
 from agents.backends import ModelMismatch, import_failure, make_backend
-from agents.loops import adaptive_loop, timed_loop
+from agents.loops import adaptive_loop, decide_loop, timed_loop
 from agents.procfs import cpus, proc_status, reset_hwm
 from agents.protocol import Json, emit
 from agents.result import looks_like_oom
+from agents.sequential import Gated
 from agents.spec import WorkloadSpec
 
 MIB = 1024.0 * 1024.0
@@ -128,7 +129,12 @@ def child_main(fd: int, raw_spec: str) -> int:
         runs = spec.gguf.repetitions if fmt == "gguf" else spec.min_runs
         backend.recording = True
         ad = spec.adaptive
-        if ad is not None:
+        if ad is not None and ad.mode == "decide":
+            gated = [Gated(g.metric, g.series, g.kind, g.p, g.limit, g.lower_is_better) for g in ad.gated]
+            lat, wall, stopping = decide_loop(backend.run_once, runs, spec.min_s, spec.max_s, gated, spec.confidence,
+                                              ad.looks, ad.growth, lambda: backend.samples,
+                                              max_runs=max(runs, spec.max_runs), progress=progress)
+        elif ad is not None:
             lat, wall, stopping = adaptive_loop(backend.run_once, runs, spec.min_s, spec.max_s, ad.percentiles,
                                                 ad.rel_width, spec.confidence, max_runs=max(runs, spec.max_runs),
                                                 progress=progress)

@@ -22,6 +22,17 @@ def _copy(v: Any) -> Any:
     return v
 
 
+def _plain(v: Any) -> Any:
+    """JSON-ready copy: records (also inside lists and dicts) as dicts."""
+    if isinstance(v, Fields):
+        return v.as_dict()
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    return v
+
+
 class Fields:
     """Keyword construction, equality and repr from the class's annotated attributes, in declaration order."""
 
@@ -46,7 +57,7 @@ class Fields:
 
     def as_dict(self) -> Dict[str, Any]:
         """Every field as plain JSON-ready values (nested records as dicts), copied."""
-        return {n: (v.as_dict() if isinstance(v, Fields) else _copy(v)) for n, v in self.items()}
+        return {n: _plain(v) for n, v in self.items()}
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Fields) and type(self) is type(other) and self.items() == other.items()

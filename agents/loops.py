@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from agents import sequential
 from agents.protocol import Json, finite
 from agents.stats import min_samples_for_percentile, mlperf_min_queries, percentile_rel_width
 
@@ -84,3 +85,49 @@ def adaptive_loop(fn: Callable[[], None], min_runs: int, min_s: float, max_s: fl
                      "adaptive": True, "percentiles": list(percentiles), "rel_width": rel_width,
                      "confidence": confidence, "floors": {"p%g" % p: floors[p] for p in percentiles},
                      "rel_widths": {"p%g" % p: finite(w, 6) for p, w in widths.items()}}
+
+
+def decide_loop(fn: Callable[[], None], min_runs: int, min_s: float, max_s: float, gated: Sequence[sequential.Gated],
+                confidence: float, looks: int, growth: float, series: Callable[[], Dict[str, List[float]]],
+                clock: Callable[[], float] = time.perf_counter, max_runs: int = 10 ** 9,
+                progress: Optional[Progress] = None) -> Tuple[List[float], float, Json]:
+    """Run fn until every gated statistic's interval lies on one side of its budget at a scheduled look
+    (agents/sequential.py), or the last look, max_runs or max_s (the final look) is reached; (latencies ms,
+    wall s, stopping). series() gives the backend's other sample series (GGUF: ttft_ms, itl_ms, ...)."""
+    c = sequential.look_confidence(confidence, looks)
+    planned = sequential.schedule(sequential.first_look(gated, confidence, looks, min_runs), looks, growth, max_runs)
+    pc = clock
+    lat: List[float] = []
+    taken: List[int] = []
+    last: List[Json] = []
+    k, reason = 0, "max_s"
+    start = pc()
+    next_report = start + PROGRESS_EVERY_S
+    while True:
+        t0 = pc()
+        fn()
+        t1 = pc()
+        lat.append(round((t1 - t0) * 1e3, sequential.SAMPLE_DECIMALS))  # as the record holds it
+        el = t1 - start
+        end = "max_s" if el >= max_s else "max_runs" if len(lat) >= max_runs else None
+        if end is not None or (k < len(planned) and len(lat) >= planned[k] and el >= min_s):
+            data = dict(series())
+            data["latency_ms"] = lat
+            last = sequential.judge(data, gated, c)
+            taken.append(len(lat))
+            while k < len(planned) and planned[k] <= len(lat):  # a look delayed by min_s replaces those passed
+                k += 1
+            if sequential.decided(last):
+                reason = "decided"
+                break
+            if end is not None:
+                reason = end
+                break
+            if k >= len(planned):
+                reason = "undecided_at_last_look"
+                break
+        if progress is not None and t1 >= next_report:
+            progress(len(lat), el, None)
+            next_report = t1 + PROGRESS_EVERY_S
+    return lat, el, sequential.stopping_record(gated, confidence, looks, growth, planned, taken, last, reason,
+                                               len(lat), el)

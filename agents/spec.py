@@ -35,11 +35,31 @@ class GgufSpec(Fields):
     prompt: Optional[str] = None  # null: BOS then seeded random token ids (llama-bench style)
 
 
-class AdaptiveSpec(Fields):
-    """Measure until every listed percentile's interval is narrower than rel_width x its value."""
+class GatedSpec(Fields):
+    """A statistic the gate judges against a budget (mode "decide"): agents.stats' (series, kind, p)."""
 
+    metric: str = ""  # the gate's metric name (latency_ms_p95), for the record
+    series: str = "latency_ms"  # the sample series: latency_ms, or a GGUF series (ttft_ms, itl_ms, ...)
+    kind: str = "quantile"  # quantile | mean | rate (agents.stats.KINDS)
+    p: float = 0.5  # the quantile in (0, 1) when kind is quantile
+    limit: float = 0.0  # the budget
+    lower_is_better: bool = True  # true: a `max` budget; false: a `min` budget
+
+
+ADAPTIVE_MODES = ("width", "decide")
+
+
+class AdaptiveSpec(Fields):
+    """mode "width": measure until every listed percentile's interval is narrower than rel_width x its value.
+    mode "decide": until every gated statistic's interval lies on one side of its budget (agents/sequential.py:
+    at most `looks` looks on a geometric schedule of ratio `growth`)."""
+
+    mode: str = "width"
     percentiles: List[float] = [95.0]  # (defaults are copied per instance)
     rel_width: float = 0.05
+    gated: List[GatedSpec] = []
+    looks: int = 8
+    growth: float = 2.0
 
 
 class WorkloadSpec(Fields):
@@ -78,7 +98,11 @@ class WorkloadSpec(Fields):
         g = vals.get("gguf")
         vals["gguf"] = GgufSpec(**_typed(g, GgufSpec, where + ".gguf")) if g is not None else GgufSpec()
         a = vals.get("adaptive")
-        vals["adaptive"] = None if a is None else AdaptiveSpec(**_typed(a, AdaptiveSpec, where + ".adaptive"))
+        if a is not None:
+            a = _typed(a, AdaptiveSpec, where + ".adaptive")
+            a["gated"] = [GatedSpec(**_typed(g, GatedSpec, "%s.adaptive.gated[%d]" % (where, i)))
+                          for i, g in enumerate(a.get("gated", []))]
+        vals["adaptive"] = None if a is None else AdaptiveSpec(**a)
         spec = cls(**vals)
         spec.check(where)
         return spec
@@ -130,6 +154,26 @@ class WorkloadSpec(Fields):
             if a.rel_width <= 0:
                 raise SpecError("%s.adaptive.rel_width: must be > 0 (e.g. 0.05: interval width 5%% of the value)"
                                 % where)
+            _check_decide(a, where + ".adaptive")
+
+
+def _check_decide(a: AdaptiveSpec, where: str) -> None:
+    if a.mode not in ADAPTIVE_MODES:
+        raise SpecError("%s.mode: %r is not one of %s" % (where, a.mode, ", ".join(ADAPTIVE_MODES)))
+    if not 1 <= a.looks <= 64:
+        raise SpecError("%s.looks: expected 1..64 looks, got %r" % (where, a.looks))
+    if not 1.05 <= a.growth <= 100:
+        raise SpecError("%s.growth: expected a ratio in [1.05, 100], got %r" % (where, a.growth))
+    if a.mode == "decide" and not a.gated:
+        raise SpecError("%s.gated: mode decide needs at least one gated statistic (a budget to decide on)" % where)
+    for i, g in enumerate(a.gated):
+        at = "%s.gated[%d]" % (where, i)
+        if g.kind not in ("quantile", "mean", "rate"):
+            raise SpecError("%s.kind: %r is not one of quantile, mean, rate" % (at, g.kind))
+        if g.kind == "quantile" and not 0.0 < g.p < 1.0:
+            raise SpecError("%s.p: a quantile in (0, 1), got %r" % (at, g.p))
+        if not g.series:
+            raise SpecError("%s.series: missing (the sample series, e.g. latency_ms)" % at)
 
 
 DEFAULTS = WorkloadSpec()  # the defaults, for the harness (profiles) to import
@@ -146,10 +190,13 @@ _KINDS: Dict[str, Any] = {
     "reset_hwm": ("bool", False), "backend": ("str", True), "gguf": ("obj", True), "adaptive": ("obj", True),
     "prompt_tokens": ("int", False), "new_tokens": ("int", False), "repetitions": ("int", False),
     "n_ctx": ("int", False), "prompt": ("str", True), "percentiles": ("nums", False), "rel_width": ("num", False),
+    "mode": ("str", False), "gated": ("objs", False), "looks": ("int", False), "growth": ("num", False),
+    "metric": ("str", False), "series": ("str", False), "kind": ("str", False), "p": ("num", False),
+    "limit": ("num", False), "lower_is_better": ("bool", False),
 }
 _EXPECT = {"str": "a string", "int": "an integer", "num": "a finite number", "bool": "true or false",
            "ints": "a list of integers", "nums": "a list of finite numbers", "dims": "an object of name: integer",
-           "shapes": "an object of name: list of integers", "obj": "an object"}
+           "shapes": "an object of name: list of integers", "obj": "an object", "objs": "a list of objects"}
 
 
 def _is_int(v: Any) -> bool:
@@ -175,6 +222,8 @@ def _value(kind: str, v: Any) -> bool:
         return isinstance(v, dict) and all(_is_int(x) for x in v.values())
     if kind == "shapes":
         return isinstance(v, dict) and all(_value("ints", x) for x in v.values())
+    if kind == "objs":
+        return isinstance(v, list) and all(isinstance(x, dict) for x in v)
     return isinstance(v, dict)
 
 

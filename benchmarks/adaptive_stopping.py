@@ -1,8 +1,15 @@
-"""Adaptive stopping vs a fixed run count: the same artifact measured by the real agent with 1000 runs, then
-until its p95 interval is as narrow as the 1000 runs made it (goal: that width with at most half the runs).
+"""Adaptive stopping vs a fixed run count.
 
-    .venv/bin/python benchmarks/adaptive_stopping.py [--size tiny|default] [--artifact PATH] [--rounds 3]
-                                                   [--runs 1000] [--percentile 95] [--width W] [--threads 1]
+    .venv/bin/python benchmarks/adaptive_stopping.py [--mode decide|width] [--size tiny|default] [--artifact PATH]
+                          [--rounds 3] [--runs 1000] [--percentile 95] [--width W] [--threads 1] [--seeds 300]
+
+--mode decide (default; benchmarks/adaptive_decide.py): `--adaptive decide` against a fixed --runs measurement,
+for models far inside, near and past their budgets: first simulated (lognormal samples, true p95 known, many
+seeds), then the real agent on the sample ONNX student with budgets set relative to its p95 measured by a
+fixed run; prints the runs each needed, the verdicts and how often they agree with the fixed-count verdict.
+
+--mode width: the same artifact measured by the real agent with 1000 runs, then until its p95 interval is as
+narrow as the 1000 runs made it (goal: that width with at most half the runs).
 
 Each round runs the agent twice on the ONNX student from `harness.samples.write_samples` (or --artifact):
 fixed (min_runs = --runs, min_s = 0), then adaptive with spec.adaptive = {percentiles: [P], rel_width: W},
@@ -71,7 +78,13 @@ def main() -> int:
     ap.add_argument("--width", type=float, help="adaptive target width (default: what the fixed run achieved)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--max-s", type=float, default=120.0, help="bound of the adaptive run")
+    ap.add_argument("--mode", choices=["decide", "width"], default="decide")
+    ap.add_argument("--seeds", type=int, default=300, help="simulated series per scenario (--mode decide)")
     a = ap.parse_args()
+    if a.mode == "decide":
+        from adaptive_decide import main_decide
+
+        return main_decide(a, run_agent)
     pct = a.percentile
     with tempfile.TemporaryDirectory(prefix="edgefarm-adaptive-") as tmp:
         if a.artifact:

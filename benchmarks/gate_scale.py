@@ -21,7 +21,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from agents import stats as one  # noqa: E402
 from harness.gate import evaluate, load_policy  # noqa: E402
+from harness.gate import stats as gstats  # noqa: E402
 from synthetic import latency_samples, make_record  # noqa: E402  (tests/synthetic.py: test tooling)
 from harness.profiles import Profile, TransportConfig  # noqa: E402
 from harness.records import JsonlWriter, Record, load_run  # noqa: E402
@@ -91,6 +93,18 @@ def main() -> None:
         times["total"] = (sum(v[0] for v in times.values()), sum(v[1] for v in times.values()))
         if not best or times["total"][0] < best["total"][0]:
             best = times
+    # the same evaluate with the gate's effective n always taken by the exact (math.fsum) path, as before the
+    # numpy fast path: before/after in one run, on the same records (same verdicts, checked)
+    exact = gstats._effective_n
+    gstats._effective_n = lambda ro, est: one.effective_n_from_r(len(ro), gstats._lag1_r(ro, est))  # type: ignore
+    try:
+        t, c = time.perf_counter(), time.process_time()
+        slow_rep = evaluate(cand, policy, baseline=base, profiles=profiles, run="cand", baseline_run="base")
+        before = (time.perf_counter() - t, time.process_time() - c)
+    finally:
+        gstats._effective_n = exact
+    same = [(x.outcome, [r.outcome for r in x.rules]) for x in slow_rep.cells] == \
+        [(x.outcome, [r.outcome for r in x.rules]) for x in rep.cells]
     rules = sum(len(c.rules) for c in rep.cells)
     print(f"{len(rep.cells)} cells, {rules} rules: {rep.summary}")
     print(f"  {'':9} {'wall':>7} {'cpu':>7}")
@@ -102,6 +116,9 @@ def main() -> None:
           f"{'OK' if wall < 2.0 else 'OVER'} wall, {'OK' if cpu < 2.0 else 'OVER'} CPU); best of {args.repeat}; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"loading both runs from JSONL (not included): {load_s:.2f} s")
+    print(f"evaluate with the exact-only effective n (before the fast path): {before[0]:.3f} s wall, "
+          f"{before[1]:.3f} s CPU; with it: {best['evaluate'][0]:.3f} s wall, {best['evaluate'][1]:.3f} s CPU "
+          f"(ratio {before[1] / max(best['evaluate'][1], 1e-9):.2f}x CPU); same verdicts: {same}")
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

@@ -79,6 +79,7 @@ class RunConfig:
     throttle_freq_fraction: float = bounded(0.85, gt=0, le=1)  # fastest usable CPU below this share of max: throttled
     adaptive_percentiles: list[float] | None = bounded(None, gt=0, le=99.999)  # e.g. [95]: measure until ...
     adaptive_rel_width: float = bounded(ADAPTIVE.rel_width, gt=0, le=10)  # ... intervals narrower than this share
+    adaptive_mode: Literal["width", "decide"] = "width"  # "decide": stop when every budget is decided
 
 
 @dataclass

@@ -55,6 +55,7 @@ class Provenance:
     host_phases: list[dict[str, Any]] = field(default_factory=list)  # controller monotonic phase marks
     input_shapes: dict[str, Any] | None = None  # the shapes the model was fed, dynamic dims resolved
     stopping: dict[str, Any] | None = None  # why the measured runs ended (agents/loops.py)
+    run_sizing: dict[str, Any] | None = None  # what the policy asked of the run's counts (harness/run_sizing.py)
     os_peak_rss_mib: float | None = None  # the OS's peak RSS of the model process (wait4 ru_maxrss / VmHWM)
     os_peak_rss_equals: str | None = None  # which metric that figure stands for
     unregistered_metrics: list[str] = field(default_factory=list)  # metric names not in harness/metrics.py
@@ -79,7 +80,7 @@ class Provenance:
         for k in ("agent_sha256", "controller", "agent_python", "artifact_sha256_loaded", "os_peak_rss_equals"):
             setattr(p, k, _opt_str(d.get(k)))
         p.os_peak_rss_mib = _opt_float(d.get("os_peak_rss_mib"))
-        for k in ("input_shapes", "stopping"):
+        for k in ("input_shapes", "stopping", "run_sizing"):
             v = d.get(k)
             setattr(p, k, dict(v) if isinstance(v, dict) else None)
             if v is not None and not isinstance(v, dict):

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from agents import contention
 from agents.protocol import parse_event
@@ -22,10 +22,12 @@ from harness import deploy, thermal
 from harness.devicecheck import blockers
 from harness.native.session import NativeAgent, wants_native
 from harness.errors import ConfigError, DeviceError, DeviceLost, UserError
+from harness.gate.policy import Policy, load_policy
 from harness.metrics import METRICS
 from harness.profiles import Profile
 from harness.run_hooks import AgentRun, hooks_for, settle_status
 from harness.provenance import Provenance, PushInfo
+from harness.run_sizing import Sizing, size_run
 from harness.records import ArtifactInfo, DeviceInfo, Metric, Record, now_rfc3339
 from harness.transports import Transport, open_transport
 from harness.version import harness_version
@@ -44,13 +46,25 @@ class RunOverrides:
     threads: int | None = None
     timeout_s: float | None = None
     seed: int = 0
-    adaptive: tuple[list[float], float] | None = None  # (percentiles, relative CI width): stop when all are met
+    adaptive: tuple[list[float], float] | Literal["decide"] | None = None  # (percentiles, relative CI width):
+    # stop when all are met; "decide": stop when every budget is decided (agents/sequential.py)
     extra: dict[str, Any] = field(default_factory=dict)
+    policy: Policy | None = None  # the gate policy: sizes each run for what it gates (harness/run_sizing.py)
+
+
+def run_sizing(profile: Profile, name: str, fmt: str, o: RunOverrides) -> Sizing | None:
+    """What the policy (and the profile's budgets) ask of this cell's run; None without a policy, unless
+    --adaptive decide needs the budgets (then the default policy with the profile's budgets)."""
+    decide = o.adaptive == "decide" or (o.adaptive is None and profile.run.adaptive_mode == "decide")
+    if o.policy is None and not decide:
+        return None
+    return size_run(profile, (name,), fmt, o.policy or load_policy(), profile.run.gguf_new_tokens)
 
 
 def build_spec(profile: Profile, artifact_remote: str, fmt: str, o: RunOverrides, rlimit_mib: int | None,
-               sha256: str | None = None) -> WorkloadSpec:
-    """The WorkloadSpec for one artifact: profile run control, command-line overrides, the expected sha256."""
+               sha256: str | None = None, name: str | None = None) -> WorkloadSpec:
+    """The WorkloadSpec for one artifact: profile run control, command-line overrides, the expected sha256,
+    and what the policy needs (run sizing; --adaptive decide: the budgets). name: the artifact's file name."""
     r = profile.run
     spec: dict[str, Any] = {
         "artifact": artifact_remote,
@@ -72,10 +86,28 @@ def build_spec(profile: Profile, artifact_remote: str, fmt: str, o: RunOverrides
         "gguf": {"prompt_tokens": r.gguf_prompt_tokens, "new_tokens": r.gguf_new_tokens,
                  "repetitions": r.gguf_repetitions},
     }
-    if o.adaptive is not None:
-        spec["adaptive"] = {"percentiles": o.adaptive[0], "rel_width": o.adaptive[1]}
-    elif r.adaptive_percentiles:
-        spec["adaptive"] = {"percentiles": r.adaptive_percentiles, "rel_width": r.adaptive_rel_width}
+    sz = run_sizing(profile, name or Path(artifact_remote).name, fmt, o)
+    if sz is not None:
+        spec["confidence"] = sz.confidence  # the record's intervals at the gate's confidence
+    if o.adaptive == "decide" or (o.adaptive is None and r.adaptive_mode == "decide"):
+        assert sz is not None
+        # the sequential rule sets the counts: the profile's floors do not apply, the command line's do
+        spec["min_runs"] = o.min_runs if o.min_runs is not None else 1
+        spec["min_s"] = o.min_s if o.min_s is not None else 0.0
+        spec["gguf"]["repetitions"] = 1
+        spec["adaptive"] = {"mode": "decide", "gated": sz.gated}
+        if not sz.gated:
+            raise UserError(f"--adaptive decide: no budget on a statistic applies to {name or Path(artifact_remote).name} "
+                            f"on {profile.name}: nothing to decide (policy {sz.policy}, profile "
+                            f"{profile.source or profile.name} [budgets])")
+    else:
+        if sz is not None:
+            spec["min_runs"] = max(spec["min_runs"], sz.min_runs)
+            spec["gguf"]["repetitions"] = max(spec["gguf"]["repetitions"], sz.gguf_repetitions)
+        if isinstance(o.adaptive, tuple):
+            spec["adaptive"] = {"percentiles": o.adaptive[0], "rel_width": o.adaptive[1]}
+        elif r.adaptive_percentiles:
+            spec["adaptive"] = {"percentiles": r.adaptive_percentiles, "rel_width": r.adaptive_rel_width}
     spec.update(o.extra)
     try:
         return WorkloadSpec.from_dict(spec, where=f"workload for device {profile.name}")
@@ -147,7 +179,11 @@ class DeviceSession:
     def _measure(self, rec: Record, remote: str, o: RunOverrides, emit: Callable[[dict[str, Any]], None]) -> None:
         cap = self.transport.memory_cap
         rlimit = cap.limit_mib if cap is not None and cap.cgroup is None else None
-        spec = build_spec(self.profile, remote, rec.artifact.format, o, rlimit, sha256=rec.artifact.sha256)
+        spec = build_spec(self.profile, remote, rec.artifact.format, o, rlimit, sha256=rec.artifact.sha256,
+                          name=rec.artifact.name)
+        sz = run_sizing(self.profile, rec.artifact.name, rec.artifact.format, o)
+        if sz is not None:  # why the counts are what they are
+            rec.provenance.run_sizing = {"policy": sz.policy, "why": sz.reasons}
         rec.workload = spec.to_dict()  # replaced by the agent's echo of what it used
         argv = deploy.agent_argv(self.python or "", self.agent.remote, "run",
                                  json.dumps(rec.workload, sort_keys=True, allow_nan=False))

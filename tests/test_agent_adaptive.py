@@ -104,7 +104,8 @@ def test_max_s_bounds_a_run_that_cannot_reach_its_width() -> None:
 
 def test_spec_validation() -> None:
     base = '{"artifact": "/x", "adaptive": %s}'
-    assert parse_spec(base % "{}").to_dict()["adaptive"] == {"percentiles": [95], "rel_width": 0.05}
+    assert parse_spec(base % "{}").to_dict()["adaptive"] == {"mode": "width", "percentiles": [95], "rel_width": 0.05,
+                                                             "gated": [], "looks": 8, "growth": 2.0}
     assert parse_spec(base % "null").adaptive is None
     for bad, word in (('{"percentiles": [100]}', "percentiles"), ('{"percentiles": []}', "percentiles"),
                       ('{"rel_width": 0}', "rel_width"), ('{"width": 0.1}', "unknown key"),
@@ -144,9 +145,10 @@ def test_profile_and_command_line_settings_reach_the_spec(fast_profiles: Path, t
         "[run]\n", "[run]\nadaptive_percentiles = [95]\nadaptive_rel_width = 0.1\n")
     (tmp_path / "local.toml").write_text(text)
     prof = load_profile(tmp_path / "local.toml")
+    width = {"mode": "width", "gated": [], "looks": 8, "growth": 2.0}
     assert build_spec(prof, "/a", "onnx", RunOverrides(), None).to_dict()["adaptive"] == {
-        "percentiles": [95.0], "rel_width": 0.1}
+        **width, "percentiles": [95.0], "rel_width": 0.1}
     spec = build_spec(prof, "/a", "onnx", RunOverrides(adaptive=([99.0], 0.02)), None)
-    assert spec.to_dict()["adaptive"] == {"percentiles": [99.0], "rel_width": 0.02}
+    assert spec.to_dict()["adaptive"] == {**width, "percentiles": [99.0], "rel_width": 0.02}
     # what the controller builds, the agent accepts and echoes unchanged
     assert parse_spec(__import__("json").dumps(spec.to_dict())) == spec == WorkloadSpec.from_dict(spec.to_dict())

@@ -24,6 +24,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from harness.reports.text import gate_text
     from harness.samples import write_samples
 
+    policy_path = Path(args.policy) if args.policy else (REPO_POLICY if REPO_POLICY.is_file() else None)
+    policy = load_policy(policy_path)  # read first: it sizes the runs (harness/run_sizing.py), then gates them
     progress = ProgressView(quiet=args.quiet)
     samples_dir = Path(args.samples)
     progress.message(f"writing sample students ({args.size}) to {samples_dir} (generated offline, deterministic)")
@@ -32,15 +34,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     run_id = new_run_id()
     out = Path(args.out) if args.out else Path("runs") / f"demo-{run_id}"
     progress.message(f"run {run_id}: {len(paths)} artifacts on {args.device} -> {out}")
-    result = run_farm(devices, [inspect(p) for p in paths], out, RunOverrides(), on_event=progress.event,
+    result = run_farm(devices, [inspect(p) for p in paths], out, RunOverrides(policy=policy), on_event=progress.event,
                       on_record=progress.record, on_message=progress.message, run_id=run_id)
     progress.close()
     print(summary_table(result.records))
     if result.interrupted or result.write_error:
         print(f"edgefarm: {result.write_error or f'interrupted by {result.interrupted}'}", file=sys.stderr)
         return result.exit_code
-    policy_path = Path(args.policy) if args.policy else (REPO_POLICY if REPO_POLICY.is_file() else None)
-    report = evaluate(result.records, load_policy(policy_path), profiles={p.name: p for p in devices}, run=str(out),
+    report = evaluate(result.records, policy, profiles={p.name: p for p in devices}, run=str(out),
                       manifest=load_manifest(out), checklist=True)  # run.json is the checklist (h2)
     for fmt, name in (("json", "gate.json"), ("md", "report.md"), ("html", "report.html"), ("junit", "junit.xml")):
         (out / name).write_text(render(report, fmt), encoding="utf-8")  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from agents.spec import BACKENDS
 from harness import profiles as profiles_mod
@@ -16,6 +16,7 @@ from harness.artifacts import inspect
 from harness.config import cli_number, cli_out_dir
 from harness.progress import ProgressView
 from harness.errors import UserError
+from harness.gate.policy import load_policy
 from harness.farm import new_run_id, run_farm
 from harness.history import maybe_ingest
 from harness.reports.keyfigures import OUT_FORMATS, render_records
@@ -27,8 +28,11 @@ def _profiles_dir(args: argparse.Namespace) -> Path | None:
     return Path(args.profiles) if getattr(args, "profiles", None) else None
 
 
-def parse_adaptive(text: str) -> tuple[list[float], float]:
-    """`p95:0.05` or `p90,p99:5%` -> ([percentiles], relative interval width)."""
+def parse_adaptive(text: str) -> tuple[list[float], float] | Literal["decide"]:
+    """`decide` (stop when every budget is decided), or `p95:0.05` / `p90,p99:5%` -> ([percentiles], relative
+    interval width)."""
+    if text.strip().lower() == "decide":
+        return "decide"
     pcts, sep, width = text.partition(":")
     try:
         ps = [float(p.strip().lower().removeprefix("p")) for p in pcts.split(",")]
@@ -36,7 +40,7 @@ def parse_adaptive(text: str) -> tuple[list[float], float]:
     except ValueError:
         ps, w = [], 0.0
     if not sep or not ps or not all(0 < p < 100 for p in ps) or w <= 0:
-        raise UserError(f"--adaptive {text!r}: expected PERCENTILES:WIDTH such as p95:0.05 or p90,p99:5%",
+        raise UserError(f"--adaptive {text!r}: expected `decide` or PERCENTILES:WIDTH such as p95:0.05 or p90,p99:5%",
                         hint="WIDTH is the confidence interval's width relative to the percentile's value")
     return ps, w
 
@@ -85,7 +89,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / run_id
     overrides = RunOverrides(warmup_runs=args.warmup_runs, min_runs=args.min_runs, min_s=args.min_s,
                              max_s=args.max_s, threads=args.threads, timeout_s=args.timeout, seed=args.seed,
-                             adaptive=parse_adaptive(args.adaptive) if args.adaptive else None, extra=extra)
+                             adaptive=parse_adaptive(args.adaptive) if args.adaptive else None, extra=extra,
+                             policy=load_policy(Path(args.policy)) if args.policy else None)
     check_workloads(devices, artifacts, overrides)
     progress = ProgressView(quiet=args.quiet)
     progress.message(f"run {run_id}: {len(artifacts)} artifact(s) on {', '.join(d.name for d in devices)} -> {out}")
@@ -151,9 +156,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                                                        "(default: the profile's [run] backend, else cpu)")
     p.add_argument("--timeout", type=cli_number(float, gt=0, le=86400), help="per-artifact agent timeout in seconds")
     p.add_argument("--seed", type=cli_number(int, ge=0, le=2**63 - 1), default=0)
-    p.add_argument("--adaptive", metavar="PCTS:WIDTH",
-                   help="measure until each percentile's confidence interval is narrower than WIDTH x its value, "
-                        "e.g. p95:0.05 (at least MLPerf's run count for it; at most --max-s)")
+    p.add_argument("--adaptive", metavar="decide|PCTS:WIDTH",
+                   help="decide: stop as soon as every budget (policy + profile) is decided, at a stated error "
+                        "rate; PCTS:WIDTH: measure until each percentile's confidence interval is narrower than "
+                        "WIDTH x its value, e.g. p95:0.05 (at least MLPerf's run count for it; at most --max-s)")
+    p.add_argument("--policy", help="gate policy TOML: each run measures enough for what it gates "
+                                    "(default: no sizing; --adaptive decide uses the default policy)")
     p.add_argument("--spec-json", help="extra agent spec keys as JSON (advanced)")
     p.add_argument("--allow-failures", action="store_true",
                    help="exit 0 even when a run is not ok (a device that could not be used still exits 3)")

@@ -17,20 +17,20 @@ unless `inconclusive = "pass"`. Configuration and usage errors are ConfigError /
 
 from __future__ import annotations
 
-import math
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from agents import contention
-from harness.errors import EXIT_DEVICE, EXIT_GATE_FAILED, EXIT_OK, ConfigError, UserError
+from harness.errors import EXIT_DEVICE, EXIT_GATE_FAILED, EXIT_OK, UserError
 from harness.gate import kpis
 from harness.gate.checklist import missing_baseline_notes, missing_cells
 from harness.gate.model import LOST_STATUSES, Cell, GateReport, RuleResult, Verdict, worst
 from harness.gate.policy import BudgetRule, Policy, RelativeRule, load_policy
 from harness.gate.rules import MEMORY_METRICS, SampleCache, judge_budget, judge_oom, judge_relative
 from harness.gate.runjson import Manifest
+from harness.gate.scope import applies, budgets_for
 from harness.metrics import METRICS
 from harness.profiles import Profile
 from harness.records import BadLine, Record, now_rfc3339, record_labels
@@ -85,33 +85,15 @@ class _BaselineIndex:
 
 
 def _applies(rule: BudgetRule | RelativeRule, rec: Record, label: str) -> bool:
-    """A rule's `artifacts` may name the file name or the label (`a/model.onnx`)."""
-    dev, cls = rec.device.name, rec.device.device_class
-    return rule.matches(dev, cls, rec.artifact.name) or rule.matches(dev, cls, label)
+    """A rule's `artifacts` may name the file name or the label (`a/model.onnx`): harness/gate/scope.py."""
+    return applies(rule, rec.device.name, rec.device.device_class, (rec.artifact.name, label))
 
 
 def _budgets(rec: Record, label: str, policy: Policy,
              profiles: Mapping[str, Profile]) -> list[tuple[str, float, str, str]]:
-    """(metric, limit, rule id, source) of every budget that applies to this record."""
-    out: list[tuple[str, float, str, str]] = []
-    dev = rec.device.name
-    for i, b in enumerate(policy.budget):
-        if _applies(b, rec, label):
-            limit = b.max if b.max is not None else b.min
-            assert limit is not None
-            out.append((b.metric, limit, b.name or _budget_id(b.metric, limit), f"policy budget[{i}]"))
-    prof = profiles.get(dev)
-    if policy.profile_budgets and prof is not None:
-        for metric, limit in prof.budgets.items():
-            if not math.isfinite(limit):
-                raise ConfigError(prof.source or dev, f"budgets.{metric}", f"expected a finite number, got {limit}")
-            out.append((metric, limit, _budget_id(metric, limit), f"profile {dev}"))
-    return out
-
-
-def _budget_id(metric: str, limit: float) -> str:
-    d = METRICS[metric]
-    return f"{metric} {'<=' if d.better == 'lower' else '>='} {limit:g} {d.unit}".rstrip()
+    """(metric, limit, rule id, source) of every budget that applies to this record (harness/gate/scope.py)."""
+    return budgets_for(rec.device.name, rec.device.device_class, (rec.artifact.name, label), policy,
+                       profiles.get(rec.device.name))
 
 
 def _only_contended(reasons: list[str]) -> bool:

@@ -16,6 +16,7 @@ import numpy as np
 from harness.gate.hints import decide_hint
 from harness.gate.model import RuleResult
 from harness.gate.policy import StatsConfig
+from harness.gate.sequential import sequential_look
 from harness.gate.stats import (
     Estimator,
     FloatArray,
@@ -102,7 +103,7 @@ class Figure:
     """A metric of one record: point estimate, interval, sample count, and why it may be missing."""
 
     def __init__(self, rec: Record, metric: str, cfg: StatsConfig, cache: SampleCache) -> None:
-        self.metric = metric
+        self.metric, self.rec = metric, rec
         self.est: Estimator | None = estimator_for(metric)
         self.samples: FloatArray | None = cache.get(rec, self.est.series) if self.est else None
         self.infl = cache.inflation(rec, self.est) if self.est else 1.0
@@ -138,7 +139,7 @@ def _unmeasured(base: RuleResult, fig: Figure, cfg: StatsConfig) -> RuleResult:
             n = fig.n or 0
             base.more_samples = max(1, min_n_for_bounded(fig.est.p, cfg.confidence, n, fig.infl) - n)
             base.reason += (f"; ~{base.more_samples} more samples would allow a claim: "
-                            f"{decide_hint(fig.metric, n, base.more_samples)}")
+                            f"{decide_hint(fig.metric, n, base.more_samples, fig.rec)}")
         return base
     base.outcome, base.reason = "skipped", f"{fig.metric} was not measured on this run"
     return base
@@ -159,19 +160,21 @@ def judge_budget(rec: Record, metric: str, limit: float, rule: str, source: str,
     if fig.value is None:
         return _unmeasured(res, fig, cfg)
     u, v = d.unit, fig.value
-    if fig.ci is None:  # a single figure: judged as it stands
+    seq = sequential_look(rec, metric)  # --adaptive decide: judged on the final look's interval
+    ci = fig.ci if seq is None else seq.ci or (-math.inf, math.inf)
+    if ci is None:  # a single figure: judged as it stands
         ok = v <= limit if lower else v >= limit
         res.bound = v
         res.outcome = "pass" if ok else "fail"
         res.reason = f"{fmt(v, u)} {'within' if ok else 'past'} budget {res.comparator} {fmt(limit, u)}"
         return res
-    lo, hi = fig.ci
+    lo, hi = res.ci = ci
     near, far = (hi, lo) if lower else (lo, hi)  # near: the bound that must be within budget to pass
 
     def within(x: float) -> bool:
         return x <= limit if lower else x >= limit
 
-    conf = f"{cfg.confidence:.0%}"
+    conf = f"{cfg.confidence:.0%}" if seq is None else f"{seq.confidence:.4g}"
     if within(near):
         res.outcome, res.bound = "pass", near
         res.reason = (f"{fmt(v, u)}; {conf} bound {fmt(near, u)} within budget {res.comparator} {fmt(limit, u)}")
@@ -187,10 +190,12 @@ def judge_budget(rec: Record, metric: str, limit: float, rule: str, source: str,
         else:
             half = (hi - lo) / 2.0 if math.isfinite(hi - lo) else math.inf
             res.more_samples = samples_to_decide(n, half, abs(v - limit))
-        more = (f"~{res.more_samples} more samples would decide: {decide_hint(metric, n, res.more_samples)}"
+        more = (f"~{res.more_samples} more samples would decide: {decide_hint(metric, n, res.more_samples, rec)}"
                 if res.more_samples else "no sample count decides")
         res.reason = (f"{fmt(v, u)} but the {conf} interval [{fmt(lo, u)}, {fmt(hi, u)}] straddles budget "
                       f"{res.comparator} {fmt(limit, u)}; {more}")
+    if seq is not None:
+        res.reason += f"; {seq.note}"
     return res
 
 

@@ -77,8 +77,37 @@ def inflation(run_order: FloatArray, est: Estimator | None = None) -> float:
     n = len(run_order)
     if est is not None and est.series in ORDERED_BY_DESIGN:
         return 1.0
-    m = n if n < 8 else one.effective_n_from_r(n, _lag1_r(run_order, est))
+    m = n if n < 8 else _effective_n(run_order, est)
     return n / m if 0 < m < n else 1.0
+
+
+_U = 2.0 ** -53  # unit roundoff of a float64
+
+
+def _effective_n(run_order: FloatArray, est: Estimator | None) -> int:
+    """one.effective_n of the series, exactly, at numpy speed where that is provably the same count.
+
+    A mean's r from numpy dot products differs from agents.stats' (math.fsum of the same products) only in
+    summation order: both lie within 4 (n + 2) u den of the exact sums (num's terms sum to at most den, by
+    Cauchy-Schwarz). effective_n_from_r is monotone in r, so when both ends of that range give one count,
+    it is the agent's count; otherwise (a boundary case) the exact path decides."""
+    n = len(run_order)
+    if est is None or est.kind == "mean":
+        xs = run_order.tolist()
+        d = run_order - math.fsum(xs) / n  # the agent's mean and the same elementwise subtraction
+        den = float(np.dot(d, d))
+        if den > 0.0:
+            num = float(np.dot(d[1:], d[:-1]))
+            e = 4.0 * (n + 2) * _U * den
+            if den > 2.0 * e:
+                lo, hi = num - e, num + e
+                r_lo = lo / (den + e if lo >= 0 else den - e)
+                r_hi = hi / (den - e if hi >= 0 else den + e)
+                r_lo, r_hi = r_lo - abs(r_lo) * 8.0 * _U, r_hi + abs(r_hi) * 8.0 * _U  # and the divisions' rounding
+                m = one.effective_n_from_r(n, r_hi)
+                if m == one.effective_n_from_r(n, r_lo):
+                    return m
+    return one.effective_n_from_r(n, _lag1_r(run_order, est))
 
 
 def _lag1_r(run_order: FloatArray, est: Estimator | None) -> float:
