@@ -22,6 +22,7 @@ from harness.gate.stats import (
     inflation,
     interval,
     mann_whitney,
+    mean_r_bracket,
     min_n_for_bounded,
     ratio_interval,
     samples_to_decide,
@@ -125,6 +126,37 @@ def test_agent_and_gate_give_identical_intervals_on_random_samples() -> None:
         assert inflation(np.asarray(xs), itl_est) == 1.0
         assert same(interval(itl_est, sorted_x, conf, 1.0), itl["ci"])
     assert checked > 150
+
+
+# n = 64 integers whose lag-1 autocorrelation is exactly 3/5: n (1 - r) / (1 + r) = 16 sits on an integer, so
+# numpy's r (another summation order) cannot tell 16 from 15 and the gate must take the exact path
+ON_THE_BOUNDARY = [-2, 1, -1, 1, 0, 1, 3, 4, 3, 5, -1, -2, 0, -1, 1, -2, -1, 0, 2, 2, 2, 1, 0, 0, 2, 1, -1, 1, 1, -1,
+                   -2, 0, -1, 0, 1, 0, 1, -1, -2, -1, 0, -1, 0, 0, -1, 0, 2, 2, 2, 1, 2, 1, 1, 0, 0, 1, -1, -3, -2, -4,
+                   -4, -5, -2, -3]
+
+
+def test_the_gates_fast_effective_n_is_the_agents_exactly() -> None:
+    """Property: a mean's effective n (numpy dot products, with the exact path at a boundary) equals the agent's
+    (math.fsum) for random series of every kind and size, and for a series built to sit on the boundary."""
+    rng = np.random.default_rng(7)
+    fast = exact = 0
+    series = [[float(v) for v in ON_THE_BOUNDARY]]
+    for trial in range(300):
+        n = int(rng.choice([8, 9, 30, 64, 200, 2000, 5000]))
+        series.append(_series(rng, n, ["iid", "bursty", "drift", "ties"][trial % 4]))
+    for xs in series:
+        arr = np.asarray(xs)
+        want = one.effective_n(xs, "mean")
+        assert inflation(arr) == (len(xs) / want if want < len(xs) else 1.0), (len(xs), want)
+        b = mean_r_bracket(arr)
+        r = one.lag1_autocorrelation(xs)
+        if b is not None:
+            assert b[0] <= r <= b[1]
+            same = one.effective_n_from_r(len(xs), b[0]) == one.effective_n_from_r(len(xs), b[1])
+            fast, exact = fast + same, exact + (not same)
+    lo, hi = mean_r_bracket(np.asarray(series[0], dtype=np.float64)) or (0.0, 0.0)
+    assert one.effective_n_from_r(64, lo) != one.effective_n_from_r(64, hi)  # the boundary case takes the exact path
+    assert one.lag1_autocorrelation(series[0]) == 0.6 and fast > 250 and exact >= 1, (fast, exact)
 
 
 def test_the_gate_judges_a_record_on_its_own_interval(tmp_path: Path) -> None:

@@ -93,21 +93,37 @@ def _effective_n(run_order: FloatArray, est: Estimator | None) -> int:
     it is the agent's count; otherwise (a boundary case) the exact path decides."""
     n = len(run_order)
     if est is None or est.kind == "mean":
-        xs = run_order.tolist()
-        d = run_order - math.fsum(xs) / n  # the agent's mean and the same elementwise subtraction
-        den = float(np.dot(d, d))
-        if den > 0.0:
-            num = float(np.dot(d[1:], d[:-1]))
-            e = 4.0 * (n + 2) * _U * den
-            if den > 2.0 * e:
-                lo, hi = num - e, num + e
-                r_lo = lo / (den + e if lo >= 0 else den - e)
-                r_hi = hi / (den - e if hi >= 0 else den + e)
-                r_lo, r_hi = r_lo - abs(r_lo) * 8.0 * _U, r_hi + abs(r_hi) * 8.0 * _U  # and the divisions' rounding
-                m = one.effective_n_from_r(n, r_hi)
-                if m == one.effective_n_from_r(n, r_lo):
-                    return m
+        bracket = mean_r_bracket(run_order)
+        if bracket is not None:
+            m = one.effective_n_from_r(n, bracket[1])
+            if m == one.effective_n_from_r(n, bracket[0]):
+                return m
     return one.effective_n_from_r(n, _lag1_r(run_order, est))
+
+
+def mean_r_bracket(run_order: FloatArray) -> tuple[float, float] | None:
+    """(lo, hi) holding agents.stats.lag1_autocorrelation of the values, from numpy alone; None for a constant
+    (or near-constant) series.
+
+    The agent's deviations d = x - mean use math.fsum's mean; numpy's mean differs by at most delta =
+    2 (n + 4) u sum|x| / n, so each deviation here differs from the agent's by at most eps = 2 delta + 3 u |d|max.
+    The sums of products then differ by at most 2 eps sum|d| + n eps^2, and each summation order adds at most
+    4 (n + 2) u den (num's terms sum to at most den, by Cauchy-Schwarz)."""
+    n = len(run_order)
+    mean = float(run_order.mean())
+    d = run_order - mean
+    a = np.abs(d)
+    delta = 2.0 * (n + 4) * _U * float(np.abs(run_order).sum()) / n
+    eps = 2.0 * delta + 3.0 * _U * float(a.max())
+    den = float(np.dot(d, d))
+    e = 4.0 * (n + 2) * _U * den + 3.0 * (2.0 * eps * float(a.sum()) + n * eps * eps)
+    if den <= 0.0 or den <= 2.0 * e:
+        return None
+    num = float(np.dot(d[1:], d[:-1]))
+    lo, hi = num - e, num + e
+    r_lo = lo / (den + e if lo >= 0 else den - e)
+    r_hi = hi / (den - e if hi >= 0 else den + e)
+    return r_lo - abs(r_lo) * 8.0 * _U, r_hi + abs(r_hi) * 8.0 * _U  # and the divisions' rounding
 
 
 def _lag1_r(run_order: FloatArray, est: Estimator | None) -> float:
