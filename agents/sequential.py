@@ -25,8 +25,7 @@ import math
 from typing import List, Mapping, Optional, Sequence, Tuple
 
 from agents.protocol import Json, finite
-from agents.stats import estimate, min_samples_for_percentile
-from agents.summary import ORDERED_BY_DESIGN
+from agents.stats import ORDERED_BY_DESIGN, estimate, min_samples_for_percentile
 
 RULE = "bonferroni-geometric"
 SAMPLE_DECIMALS = 6  # how the child rounds every sample it reports

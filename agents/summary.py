@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from agents.protocol import Json, finite
+from agents.stats import ORDERED_BY_DESIGN as ORDERED_BY_DESIGN  # re-exported: its home was here
 from agents.stats import PERCENTILES, Estimate, estimate, mean_std, percentile_type7
 
 # Series whose metric is named after the series itself (GGUF repetitions): statistic and quantile.
@@ -16,9 +17,6 @@ SELF_SERIES: Dict[str, Tuple[str, float]] = {
     "prefill_tokens_per_s": ("rate", 0.0),
     "decode_tokens_per_s": ("rate", 0.0),
 }
-# Series in run order by design rather than by repetition: per-token latencies rise with the position in
-# each request, which is not noise; their statistics take the samples as independent (no effective n).
-ORDERED_BY_DESIGN = ("itl_ms",)
 SINGLE_FIGURES = (("load_time_ms", "ms"), ("first_inference_ms", "ms"), ("load_footprint_mib", "MiB"),
                   ("peak_rss_mib", "MiB"), ("peak_rss_load_mib", "MiB"), ("peak_rss_inference_mib", "MiB"),
                   ("rss_anon_mib", "MiB"), ("rss_file_mib", "MiB"), ("throughput_per_s", "1/s"))
