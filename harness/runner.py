@@ -181,6 +181,9 @@ class DeviceSession:
         rlimit = cap.limit_mib if cap is not None and cap.cgroup is None else None
         spec = build_spec(self.profile, remote, rec.artifact.format, o, rlimit, sha256=rec.artifact.sha256,
                           name=rec.artifact.name)
+        if self.native is not None and spec.adaptive is not None and spec.adaptive.mode == "decide":
+            raise UserError(f"--adaptive decide: device {self.profile.name} runs the native agent, which drives "
+                            "the runtimes' own tools and cannot stop on a verdict; run it without --adaptive decide")
         sz = run_sizing(self.profile, rec.artifact.name, rec.artifact.format, o)
         if sz is not None:  # why the counts are what they are
             rec.provenance.run_sizing = {"policy": sz.policy, "why": sz.reasons}
