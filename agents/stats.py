@@ -335,3 +335,67 @@ def estimate(kind: str, run_order: Sequence[float], p: float, confidence: float,
     note = "one sample: no interval" if n == 1 else None if ci is not None or kind == "mean" \
         else "no interval: a rate that is not positive"
     return Estimate(value, ci, n, m, None, note or (dep.strip(" ()") or None))
+
+
+# ---- run-level evidence: block statistics and ratio tests between launches (owner: ab, issue 12) ----------
+# The unit of evidence between two measurements is the launch (a block), not the sample: placement, frequency
+# and neighbours move a whole launch. A block's statistic is estimate()'s value where it claims one, else the
+# same type-7 point (the test below carries the uncertainty from block to block, not the block's own interval).
+
+
+def block_statistic(kind: str, run_order: Sequence[float], p: float, confidence: float) -> Optional[float]:
+    """One launch's value of a statistic: estimate()'s value, or its type-7 point where too few samples claim
+    an interval (a quantile of a short block); None without samples."""
+    e = estimate(kind, run_order, p, confidence, dependence=False)
+    if e.value is not None:
+        return e.value
+    xs = sorted(float(x) for x in run_order if math.isfinite(x))
+    return percentile_type7(xs, p) if xs and kind == "quantile" else None
+
+
+class RatioTest(NamedTuple):
+    """A test of candidate / baseline on the log scale: geometric-mean ratio, its interval, two-sided p."""
+
+    ratio: float
+    ci: Tuple[float, float]
+    p: float
+    k: int  # pairs (paired) or the smaller block count (between runs)
+    df: float
+    design: str  # "paired" | "between"
+
+
+def _t_result(mean: float, se: float, df: float, confidence: float, k: int, design: str) -> RatioTest:
+    if se <= 0.0:  # identical blocks: the ratio is known exactly
+        return RatioTest(math.exp(mean), (math.exp(mean), math.exp(mean)), 1.0 if mean == 0.0 else 0.0, k, df, design)
+    half = t_quantile(1.0 - (1.0 - confidence) / 2.0, df) * se
+    t = mean / se
+    p = 2.0 * (1.0 - t_cdf(abs(t), df))
+    return RatioTest(math.exp(mean), (math.exp(mean - half), math.exp(mean + half)), max(0.0, min(1.0, p)), k, df,
+                     design)
+
+
+def paired_ratio(cand: Sequence[float], base: Sequence[float], confidence: float) -> Optional[RatioTest]:
+    """Paired t on log(cand_i / base_i) of adjacent candidate/baseline blocks (an ABBA session): drift and
+    neighbours hit both blocks of a pair alike and cancel. None below two usable pairs."""
+    d = [math.log(c / b) for c, b in zip(cand, base) if c > 0.0 and b > 0.0 and math.isfinite(c / b)]
+    k = len(d)
+    if k < 2:
+        return None
+    mean, sd = mean_std(d)
+    assert sd is not None
+    return _t_result(mean, sd / math.sqrt(k), k - 1.0, confidence, k, "paired")
+
+
+def between_ratio(cand: Sequence[float], base: Sequence[float], confidence: float) -> Optional[RatioTest]:
+    """Welch t on the logs of two runs' per-launch values (each run >= 2 launches): the spread between launches
+    is the noise a difference must clear. None below two usable values on either side."""
+    lc = [math.log(x) for x in cand if x > 0.0 and math.isfinite(x)]
+    lb = [math.log(x) for x in base if x > 0.0 and math.isfinite(x)]
+    if len(lc) < 2 or len(lb) < 2:
+        return None
+    (mc, sc), (mb, sb) = mean_std(lc), mean_std(lb)
+    assert sc is not None and sb is not None
+    vc, vb = sc * sc / len(lc), sb * sb / len(lb)
+    se = math.sqrt(vc + vb)
+    df = (vc + vb) ** 2 / (vc * vc / (len(lc) - 1) + vb * vb / (len(lb) - 1)) if se > 0.0 else float(len(lc) + len(lb) - 2)
+    return _t_result(mc - mb, se, df, confidence, min(len(lc), len(lb)), "between")

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.interleave import PairPlan
 from harness.orchestrator import Orchestrator, stop_on_signals
 from harness.profiles import Profile
 from harness.records import ArtifactInfo, Record, now_rfc3339
@@ -47,10 +48,13 @@ def run_farm(
     on_message: Callable[[str], None] | None = None,
     run_id: str | None = None,
     resume: bool = False,
+    processes: int | None = None,
+    pair: PairPlan | None = None,
 ) -> FarmResult:
     """Run every artifact on every device; return when all devices are done (or stopped by a signal)."""
     orch = Orchestrator(profiles, artifacts, out_dir, overrides, run_id or new_run_id(), resume=resume,
-                        on_event=on_event, on_record=on_record, on_message=on_message)
+                        on_event=on_event, on_record=on_record, on_message=on_message, processes=processes,
+                        pair=pair)
     threads = [threading.Thread(target=orch.run_device, args=(p,), name=f"device-{p.name}") for p in profiles]
     with stop_on_signals(orch):
         for t in threads:

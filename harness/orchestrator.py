@@ -18,6 +18,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from harness.errors import ConfigError, DeviceError, DeviceLost, UserError
+from harness.interleave import PairPlan, run_pair
+from harness.launches import combine, split_overrides
 from harness.locks import device_lock
 from harness.manifest import Cell, Manifest, has_results, read_manifest, recorded, unique_artifacts
 from harness.profiles import Profile
@@ -76,8 +78,13 @@ class Orchestrator:
     def __init__(self, profiles: Sequence[Profile], artifacts: Sequence[ArtifactInfo], out_dir: Path,
                  overrides: RunOverrides, run_id: str, *, resume: bool = False, owner: bool = True,
                  on_event: EventSink | None = None, on_record: Callable[[Record], None] | None = None,
-                 on_message: Callable[[str], None] | None = None) -> None:
+                 on_message: Callable[[str], None] | None = None, processes: int | None = None,
+                 pair: PairPlan | None = None) -> None:
         self.profiles = {p.name: p for p in profiles}
+        self.pair = pair  # --baseline-artifact: both artifacts measured in one interleaved session per device
+        self.processes = processes  # --processes: agent launches per cell (None: the profile's [run] processes)
+        if pair is not None:
+            artifacts = [pair.candidate, pair.baseline]
         self.artifacts = unique_artifacts(artifacts)
         self.out_dir, self.overrides = out_dir, overrides
         self.on_event, self.on_record, self.on_message = on_event, on_record, on_message
@@ -163,13 +170,43 @@ class Orchestrator:
             rec = failed_record(profile, artifact, self.run_id, "error", why)
         else:
             try:
-                rec = session.run_artifact(artifact, self.run_id, self.overrides, self.on_event)
+                rec = self.measure(session, artifact)
             except Exception as e:  # a bug: this cell still gets its record, the run exits 70
                 rec = failed_record(profile, artifact, self.run_id, "error", self.internal(profile.name, e))
             if self._cancel.is_set() and rec.status != "ok":
                 rec.status, rec.message = "error", f"{self.interrupt_message()} ({rec.message or rec.status})"
         self.record(rec)
         return rec
+
+    def measure(self, session: DeviceSession, artifact: ArtifactInfo) -> Record:
+        """One cell in `processes` agent launches (harness/launches.py), the measured runs shared out; the
+        launches stop at the first that does not end ok, and an interrupted cell is not `ok`."""
+        n = self.processes if self.processes is not None else session.profile.run.processes
+        if n <= 1:
+            return session.run_artifact(artifact, self.run_id, self.overrides, self.on_event)
+        o = split_overrides(session.profile, artifact, self.overrides, n)
+        done: list[tuple[int, Record]] = []
+        for i in range(n):
+            done.append((i, session.run_artifact(artifact, self.run_id, o, self.on_event)))
+            if done[-1][1].status != "ok" or self._cancel.is_set():
+                break
+        rec = combine(done, "launch")
+        if rec.status == "ok" and len(done) < n:
+            rec.status, rec.message = "error", f"{self.interrupt_message()} after {len(done)} of {n} launches"
+        return rec
+
+    def run_pair(self, session: DeviceSession, pair: PairPlan) -> list[Record]:
+        """The interleaved A/B session on one device (harness/interleave.py); never raises."""
+        try:
+            recs = run_pair(session, pair, self.run_id, self.overrides, self.on_event, self._cancel.is_set,
+                            self.interrupt_message)
+        except Exception as e:  # a bug: both cells still get their record, the run exits 70
+            why = self.internal(session.profile.name, e)
+            recs = [failed_record(session.profile, a, self.run_id, "error", why) for a in (pair.candidate,
+                                                                                          pair.baseline)]
+        for r in recs:
+            self.record(r)
+        return recs
 
     def run_device(self, profile: Profile) -> None:
         """A farm worker: every cell of one device, in order. Each unfinished cell still gets a record."""
@@ -179,6 +216,9 @@ class Orchestrator:
         try:
             with self.lease(profile) as session:
                 lost: str | None = None
+                if self.pair is not None:
+                    done.update(r.artifact.sha256 for r in self.run_pair(session, self.pair))
+                    todo = []
                 for a in todo:
                     if lost is not None:
                         self.record(failed_record(profile, a, self.run_id, "device_lost",

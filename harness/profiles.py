@@ -80,6 +80,8 @@ class RunConfig:
     adaptive_percentiles: list[float] | None = bounded(None, gt=0, le=99.999)  # e.g. [95]: measure until ...
     adaptive_rel_width: float = bounded(ADAPTIVE.rel_width, gt=0, le=10)  # ... intervals narrower than this share
     adaptive_mode: Literal["width", "decide"] = "width"  # "decide": stop when every budget is decided
+    processes: int = bounded(1, ge=1, le=64)  # agent launches per cell (asv's processes): run-level evidence
+    interleave_blocks: int = bounded(8, ge=2, le=64)  # --baseline-artifact: blocks per artifact, ABBA order
 
 
 @dataclass

@@ -59,6 +59,7 @@ class Provenance:
     os_peak_rss_mib: float | None = None  # the OS's peak RSS of the model process (wait4 ru_maxrss / VmHWM)
     os_peak_rss_equals: str | None = None  # which metric that figure stands for
     unregistered_metrics: list[str] = field(default_factory=list)  # metric names not in harness/metrics.py
+    launches: list[dict[str, Any]] = field(default_factory=list)  # a cell in several launches: each one's status
     extra: dict[str, Any] = field(default_factory=dict)  # keys this harness does not know, kept verbatim
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,6 +88,8 @@ class Provenance:
                 p.extra[k] = v  # a shape this harness cannot read: written back as it came
         hp = d.get("host_phases")
         p.host_phases = [dict(x) for x in hp if isinstance(x, dict)] if isinstance(hp, list) else []
+        la = d.get("launches")
+        p.launches = [dict(x) for x in la if isinstance(x, dict)] if isinstance(la, list) else []
         um = d.get("unregistered_metrics")
         p.unregistered_metrics = [str(x) for x in um] if isinstance(um, list) else []
         push = d.get("push")

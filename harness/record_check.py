@@ -136,6 +136,7 @@ def check_record(d: dict[str, Any]) -> None:
         ci = _need(m, "ci", where, "array", "null", required=False)
         if ci is not None and (len(ci) != 2 or not all(_is(x, "number") for x in ci)):
             raise RecordError(f"{where}.ci", f"expected null or two numbers, got {_short(ci)}")
+    check_blocks(d)
     samples = _need(d, "samples", "", "object", "null", required=False) or {}
     for name, series in samples.items():
         if not isinstance(series, list):
@@ -143,3 +144,27 @@ def check_record(d: dict[str, Any]) -> None:
         for i, x in enumerate(series):
             if not _is(x, "number"):
                 raise RecordError(f"samples.{name}[{i}]", f"expected a number, got {json_type(x)} {_short(x)}")
+
+
+def check_blocks(d: dict[str, Any]) -> None:
+    """`blocks` and `pairing` (run-level evidence, interleaved A/B): every wrong type names its key."""
+    for i, b in enumerate(_need(d, "blocks", "", "array", "null", required=False) or []):
+        where = f"blocks[{i}]"
+        if not isinstance(b, dict):
+            raise RecordError(where, f"expected an object, got {json_type(b)}")
+        _only(b, where, ("index", "role", "n", "stats"))
+        for k in ("index", "n"):
+            if _need(b, k, where, "integer") < 0:
+                raise RecordError(f"{where}.{k}", "must not be negative")
+        _enum(b, "role", where, ("launch", "candidate", "baseline"))
+        for name, v in (_need(b, "stats", where, "object", required=False) or {}).items():
+            if not (_is(v, "number") or v is None):
+                raise RecordError(f"{where}.stats.{name}", f"expected a number or null, got {json_type(v)}")
+    pair = _need(d, "pairing", "", "object", "null", required=False)
+    if pair is not None:
+        _only(pair, "pairing", ("session", "role", "partner_sha256", "order", "blocks_each"))
+        _need(pair, "session", "pairing", "string")
+        _enum(pair, "role", "pairing", ("candidate", "baseline"))
+        _need(pair, "partner_sha256", "pairing", "string")
+        _need(pair, "order", "pairing", "string", required=False)
+        _need(pair, "blocks_each", "pairing", "integer", required=False)

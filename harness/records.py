@@ -73,6 +73,33 @@ class DeviceInfo:
     fingerprint: dict[str, Any] = field(default_factory=dict)  # as probed by the agent on the device
 
 
+BlockRole = Literal["launch", "candidate", "baseline"]
+PairRole = Literal["candidate", "baseline"]
+
+
+@dataclass
+class Block:
+    """One agent launch of a cell measured in several (`--processes N`, or an interleaved A/B session): the
+    run-level unit the gate compares. `stats`: the launch's value of each metric the gate may compare
+    (harness/launches.py computes them with agents.stats, one definition); `index`: its place in the session."""
+
+    index: int
+    role: BlockRole
+    n: int  # measured samples of the launch (latency_ms)
+    stats: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass
+class Pairing:
+    """An interleaved A/B session's tie between a candidate's record and its baseline's (`--baseline-artifact`)."""
+
+    session: str
+    role: PairRole
+    partner_sha256: str
+    order: str = "ABBA"
+    blocks_each: int = 0
+
+
 @dataclass
 class Record:
     """A finished (or failed) run of one artifact on one device."""
@@ -94,6 +121,8 @@ class Record:
     thermal: dict[str, Any] | None = None
     tainted: list[str] = field(default_factory=list)  # reasons the figures are suspect (throttling, charging)
     provenance: Provenance = field(default_factory=Provenance)  # versions, hashes, push, cap, stopping (typed)
+    blocks: list[Block] = field(default_factory=list)  # per-launch summaries (empty: measured in one launch)
+    pairing: Pairing | None = None  # set on both records of an interleaved A/B session
     schema: str = SCHEMA
 
     @property
@@ -140,6 +169,9 @@ class Record:
             thermal=d.get("thermal"),
             tainted=list(d.get("tainted") or []),
             provenance=Provenance.from_dict(dict(d.get("provenance") or {})),
+            blocks=[Block(index=b["index"], role=b["role"], n=b["n"], stats=dict(b.get("stats") or {}))
+                    for b in d.get("blocks") or []],
+            pairing=Pairing(**d["pairing"]) if d.get("pairing") else None,
         )
 
     def value(self, metric: str) -> float | None:

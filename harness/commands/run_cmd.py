@@ -21,6 +21,8 @@ from harness.farm import new_run_id, run_farm
 from harness.history import maybe_ingest
 from harness.reports.keyfigures import OUT_FORMATS, render_records
 from harness.orchestrator import EXIT_NOT_OK, check_workloads
+from harness.interleave import PairPlan
+from harness.records import ArtifactInfo
 from harness.runner import RunOverrides
 
 
@@ -74,6 +76,27 @@ def parse_spec_json(text: str | None) -> dict[str, Any]:
     return extra
 
 
+def pair_plan(args: argparse.Namespace, artifacts: list[ArtifactInfo]) -> PairPlan | None:
+    """--baseline-artifact: one candidate against one baseline, two different files; else None."""
+    if args.baseline_artifact is None:
+        if args.blocks is not None:
+            raise UserError("--blocks needs --baseline-artifact (an interleaved A/B session)")
+        return None
+    if len(artifacts) != 1:
+        raise UserError(f"--baseline-artifact {args.baseline_artifact}: give exactly one --artifact to compare "
+                        f"with it (got {len(artifacts)})")
+    if args.processes is not None:
+        raise UserError("--processes with --baseline-artifact: each interleaved block is already its own launch; "
+                        "set the blocks with --blocks N")
+    if args.resume:
+        raise UserError("--resume with --baseline-artifact: an interleaved session cannot be resumed; run it again")
+    base = inspect(Path(args.baseline_artifact))
+    if base.sha256 == artifacts[0].sha256:
+        raise UserError(f"--baseline-artifact {args.baseline_artifact}: the same bytes as --artifact "
+                        f"{artifacts[0].path} (sha256 {base.sha256[:12]}); compare two different files")
+    return PairPlan(artifacts[0], base, args.blocks)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     if not args.artifact:
         raise UserError("no artifact given", hint="pass --artifact PATH (repeatable); `edgefarm samples DIR` makes some")
@@ -83,6 +106,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_run_control(args)
     devices = profiles_mod.resolve(args.device or ["local"], _profiles_dir(args))
     artifacts = [inspect(Path(a)) for a in args.artifact]
+    pair = pair_plan(args, artifacts)
     run_id = new_run_id()
     if args.resume and not args.out:
         raise UserError("--resume needs --out RUN_DIR (the run to finish)")
@@ -94,8 +118,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_workloads(devices, artifacts, overrides)
     progress = ProgressView(quiet=args.quiet)
     progress.message(f"run {run_id}: {len(artifacts)} artifact(s) on {', '.join(d.name for d in devices)} -> {out}")
+    if pair is not None:
+        progress.message(f"interleaved A/B: {pair.candidate.name} against {pair.baseline.name}, "
+                         f"{pair.blocks or 'the profile' + chr(39) + 's'} blocks each in ABBA order after a shared warmup")
     result = run_farm(devices, artifacts, out, overrides, on_event=progress.event, on_record=progress.record,
-                      on_message=progress.message, run_id=run_id, resume=args.resume)
+                      on_message=progress.message, run_id=run_id, resume=args.resume, processes=args.processes,
+                      pair=pair)
     progress.close()
     sys.stdout.write(render_records(result.records, args.output_format))
     info = sys.stdout if args.output_format == "table" else sys.stderr  # -o json: stdout is the document alone
@@ -162,6 +190,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "WIDTH x its value, e.g. p95:0.05 (at least MLPerf's run count for it; at most --max-s)")
     p.add_argument("--policy", help="gate policy TOML: each run measures enough for what it gates "
                                     "(default: no sizing; --adaptive decide uses the default policy)")
+    p.add_argument("--processes", type=cli_number(int, ge=1, le=64),
+                   help="measure each cell in N independent agent launches, the measured runs shared out (asv's "
+                        "processes): run-level evidence for relative rules (default: the profile's [run] processes, 1)")
+    p.add_argument("--baseline-artifact", metavar="PATH",
+                   help="interleaved A/B: measure --artifact and this baseline in one device session, alternating "
+                        "blocks ABBA after a shared warmup; the gate judges the pair without --baseline")
+    p.add_argument("--blocks", type=cli_number(int, ge=2, le=64),
+                   help="with --baseline-artifact: blocks (agent launches) per artifact "
+                        "(default: the profile's [run] interleave_blocks, 8)")
     p.add_argument("--spec-json", help="extra agent spec keys as JSON (advanced)")
     p.add_argument("--allow-failures", action="store_true",
                    help="exit 0 even when a run is not ok (a device that could not be used still exits 3)")

@@ -84,6 +84,32 @@ class _BaselineIndex:
         return b, how
 
 
+def _pairs(cand: Mapping[tuple[str, str], Record]) -> tuple[dict[tuple[str, str], Record], set[tuple[str, str]]]:
+    """Interleaved A/B sessions in this run: candidate cell -> its baseline record, and the baseline cells
+    (references: compared against, not judged on their own budgets)."""
+    by_session: dict[tuple[str, str, str], Record] = {}
+    for r in cand.values():
+        if r.pairing is not None:
+            by_session[(r.device.name, r.pairing.session, r.pairing.role)] = r
+    partners: dict[tuple[str, str], Record] = {}
+    refs: set[tuple[str, str]] = set()
+    for (dev, sid, role), r in by_session.items():
+        other = by_session.get((dev, sid, "baseline"))
+        if role == "candidate" and other is not None and r.pairing is not None \
+                and r.pairing.partner_sha256 == other.artifact.sha256:
+            partners[r.cell] = other
+            refs.add(other.cell)
+    return partners, refs
+
+
+def _reference(rec: Record, partner: str) -> RuleResult:
+    assert rec.pairing is not None
+    return RuleResult("reference", "run", "pairing", "skipped",
+                      f"reference of the interleaved A/B session {rec.pairing.session} ({rec.pairing.blocks_each} "
+                      f"blocks each, {rec.pairing.order}): {partner}'s relative rules are judged against it; its "
+                      "own budgets are not judged")
+
+
 def _applies(rule: BudgetRule | RelativeRule, rec: Record, label: str) -> bool:
     """A rule's `artifacts` may name the file name or the label (`a/model.onnx`): harness/gate/scope.py."""
     return applies(rule, rec.device.name, rec.device.device_class, (rec.artifact.name, label))
@@ -240,7 +266,8 @@ def evaluate(
     policy.check_names(set(profiles) | {k[0] for k in cand} | {k[0] for k in base} | set(known_devices),
                        {r.artifact.name for r in (*cand.values(), *base.values())} | set(labels.values())
                        | set(known_artifacts))
-    _policy_notes(policy, profiles, baseline is not None, notes)
+    partners, refs = _pairs(cand)
+    _policy_notes(policy, profiles, baseline is not None or bool(partners), notes)
     in_run = {r.artifact.name for r in cand.values()} | {labels[r.artifact.sha256] for r in cand.values()}
     scoped: list[tuple[str, BudgetRule | RelativeRule]] = [
         *((f"budget[{i}]", b) for i, b in enumerate(policy.budget)),
@@ -255,11 +282,27 @@ def evaluate(
         rec = cand[key]
         label = labels[rec.artifact.sha256]
         b, how = index.find(rec, label) if baseline is not None else (None, "")
-        rules, cnotes = _judge(rec, label, b, baseline is not None, policy, profiles, cache, baseline_run)
+        if rec.cell in partners:  # an interleaved pair: its session's baseline, whatever --baseline says
+            b = partners[rec.cell]
+            how = f"the interleaved A/B session {b.pairing.session if b.pairing else ''} ({labels[b.artifact.sha256]})"
+        if rec.cell in refs and rec.status == "ok":
+            partner = next((labels[c[1]] for c, r in partners.items() if r is rec), "its candidate")
+            rules, cnotes = [_reference(rec, partner)], list[str]()
+        else:
+            rules, cnotes = _judge(rec, label, b, baseline is not None or rec.cell in partners, policy, profiles,
+                                   cache, baseline_run)
         prov = _provenance(rec)
         if b is not None:
-            cnotes.append(f"baseline record matched by {how}")
-            prov["baseline_match"] = how.split(" ", 1)[0] if how.startswith(("label", "file")) else "sha256"
+            cnotes.append(f"baseline record matched by {how}" if rec.cell not in partners else
+                          f"paired with its baseline in {how}: relative rules on block ratios")
+            prov["baseline_match"] = "interleaved" if rec.cell in partners else how.split(" ", 1)[0] \
+                if how.startswith(("label", "file")) else "sha256"
+        if rec.pairing is not None:
+            prov["pairing"] = {"session": rec.pairing.session, "role": rec.pairing.role,
+                               "partner_sha256": rec.pairing.partner_sha256, "order": rec.pairing.order,
+                               "blocks_each": rec.pairing.blocks_each}
+        if rec.blocks:
+            prov["blocks"] = len(rec.blocks)
         cells.append(Cell(
             device=rec.device.name, device_class=rec.device.device_class, artifact=label, sha256=rec.artifact.sha256,
             status=rec.status, outcome=worst([r.outcome for r in rules]), rules=rules,

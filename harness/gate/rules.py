@@ -1,10 +1,10 @@
 """Judging one rule on one record: absolute budgets (policy or profile) and relative rules against a baseline.
 
 Budgets on statistics of raw samples are judged on the confidence interval: pass when the whole interval is
-within budget, fail when the whole interval is past it, inconclusive otherwise. Relative rules follow asv:
-a change counts only when it is past the threshold AND significant (Mann-Whitney U at alpha, or the bootstrap
-interval of the ratio lies wholly past the threshold); past the threshold but not significant is
-inconclusive, never a silent pass.
+within budget, fail when the whole interval is past it, inconclusive otherwise. Relative rules count a change
+only when it is past the threshold AND significant on run-level evidence (harness/gate/blocks.py: blocks of an
+interleaved A/B session, or the launches of two runs measured with --processes); past the threshold but not
+significant is inconclusive (asv's "~"), never a silent pass.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from harness.gate.blocks import PROCESSES_HINT, evidence, more_hint
 from harness.gate.hints import decide_hint
 from harness.gate.model import RuleResult
 from harness.gate.policy import StatsConfig
@@ -220,9 +221,23 @@ def judge_oom(rec: Record, metric: str, limit: float, rule: str, source: str) ->
                       threshold=limit, value=value, bound=value, error_kind="oom")
 
 
+def _no_evidence(res: RuleResult, head: str, metric: str, worse: float, limit: float) -> RuleResult:
+    """Candidate and baseline each measured in one launch: nothing tells run-to-run noise from a change."""
+    if worse <= limit:
+        res.outcome, res.reason = "pass", head
+    elif metric in MEMORY_METRICS:  # memory is not timing noise: one figure per run, judged as it stands, no test
+        res.outcome, res.reason = "fail", f"{head}; one figure per run, judged as it stands (no test)"
+    else:
+        res.outcome, res.not_significant = "inconclusive", True
+        res.reason = (f"{head}; past the threshold but not significant: no run-level evidence (each run is one "
+                      f"launch; within-run samples do not show run-to-run noise): {PROCESSES_HINT}")
+    return res
+
+
 def judge_relative(rec: Record, base: Record | None, metric: str, max_worse_pct: float, rule: str, source: str,
                    cfg: StatsConfig, cache: SampleCache, rng: np.random.Generator) -> RuleResult:
-    """Candidate vs baseline: fail only when past the threshold AND significant."""
+    """Candidate vs baseline on run-level evidence (harness/gate/blocks.py): fail only when the ratio is past
+    the threshold AND its interval lies wholly on the worse side of 1 (significant)."""
     d = METRICS[metric]
     lower = d.better == "lower"
     res = RuleResult(rule=rule, kind="relative", source=source, outcome="pass", reason="", metric=metric,
@@ -240,50 +255,31 @@ def judge_relative(rec: Record, base: Record | None, metric: str, max_worse_pct:
     if fb.value is None or fb.value == 0 or fc.value == 0:
         res.outcome, res.reason = "skipped", f"baseline has no usable {metric}"
         return res
-    worse = fc.value / fb.value if lower else fb.value / fc.value
-    res.change_pct = (worse - 1.0) * 100.0
     limit = 1.0 + max_worse_pct / 100.0
     u = d.unit
-    head = f"{fmt(fc.value, u)} vs baseline {fmt(fb.value, u)} ({res.change_pct:+.1f}%, allowed +{max_worse_pct:g}%)"
-    sc, sb = fc.samples, fb.samples
-    if fc.est is None or sc is None or sb is None or len(sc) < 2 or len(sb) < 2:
-        # single figures: the recorded intervals (if any) must not overlap for the change to be significant
-        if worse <= limit:
-            res.outcome, res.reason = "pass", head
-        elif fc.ci is not None and fb.ci is not None and (
-                (lower and fc.ci[0] <= fb.ci[1]) or (not lower and fc.ci[1] >= fb.ci[0])):
-            res.outcome, res.reason = "inconclusive", head + "; intervals overlap, not significant"
-            res.not_significant = True
-        else:
-            res.outcome, res.reason = "fail", head + ("" if fc.ci else "; single figures, no samples to test")
-        return res
-    mw = cache.mann_whitney(rec, base, fc.est.series, sc, sb, (fc.infl + fb.infl) / 2.0)
-    res.p_value = mw.p
-    worse_z = mw.z if lower else -mw.z
-    rlo, rhi = ratio_interval(fc.est, sc, sb, cfg.confidence, cfg.bootstrap, rng, fc.infl, fb.infl)
-    if not lower:
-        rlo, rhi = (1.0 / rhi if rhi > 0 else math.inf), (1.0 / rlo if rlo > 0 else math.inf)
+    test = evidence(rec, base, metric, cfg.confidence)
+    if test is None:
+        worse = fc.value / fb.value if lower else fb.value / fc.value
+        res.change_pct = (worse - 1.0) * 100.0
+        head = (f"{fmt(fc.value, u)} vs baseline {fmt(fb.value, u)} ({res.change_pct:+.1f}%, "
+                f"allowed +{max_worse_pct:g}%)")
+        return _no_evidence(res, head, metric, worse, limit)
+    worse = test.ratio if lower else 1.0 / test.ratio
+    rlo, rhi = test.ci if lower else (1.0 / test.ci[1], 1.0 / test.ci[0])
+    res.change_pct = (worse - 1.0) * 100.0
     res.change_ci_pct = ((rlo - 1.0) * 100.0, (rhi - 1.0) * 100.0)
-    sig_mw = mw.p < cfg.alpha and worse_z > 0
-    sig_ci = rlo > limit
-    stat = f"Mann-Whitney p={mw.p:.2g}, {cfg.confidence:.0%} CI of change [{res.change_ci_pct[0]:+.1f}%, " \
-           f"{res.change_ci_pct[1]:+.1f}%]"
+    res.p_value = test.p
+    what = (f"{test.k} adjacent A/B block pairs of one interleaved session" if test.design == "paired"
+            else f"{test.k}+ launches per run")
+    head = (f"{fmt(fc.value, u)} vs baseline {fmt(fb.value, u)}; block ratio {res.change_pct:+.1f}% "
+            f"(allowed +{max_worse_pct:g}%)")
+    stat = (f"{what}: {cfg.confidence:.0%} CI of change [{res.change_ci_pct[0]:+.1f}%, "
+            f"{res.change_ci_pct[1]:+.1f}%], p={test.p:.2g}")
     if worse <= limit:
         res.outcome, res.reason = "pass", f"{head}; {stat}"
-    elif sig_mw or sig_ci:
+    elif rlo > 1.0:
         res.outcome, res.reason = "fail", f"{head}; significant ({stat})"
     else:
-        n = min(len(sc), len(sb))
-        need: list[int] = []
-        if worse_z > 0:
-            need.append(max(1, math.ceil(n * (z_of(1.0 - cfg.alpha) / worse_z) ** 2) - n))
-        m = samples_to_decide(n, worse - rlo, worse - limit)
-        if m is not None:
-            need.append(m)
-        res.more_samples = min(need) if need else None
-        more = (f"~{res.more_samples} more samples per run would decide: "
-                f"{decide_hint(metric, n, res.more_samples)}") if res.more_samples else \
-            "more samples are unlikely to decide"
-        res.outcome, res.reason = "inconclusive", f"{head}; past the threshold but not significant ({stat}); {more}"
-        res.not_significant = True
+        res.outcome, res.not_significant = "inconclusive", True
+        res.reason = f"{head}; past the threshold but not significant ({stat}); {more_hint(rec, test)}"
     return res
