@@ -90,3 +90,28 @@ def make_record(
         tainted=list(tainted or []),
         provenance=Provenance(harness_version="0.1.0", controller="farm-1"),
     )
+
+
+def in_launches(rec: Record, k: int, rng: np.random.Generator | None = None, spread: float = 0.0) -> Record:
+    """The record as if measured in k agent launches (`--processes k`): every sample series cut into k runs in
+    order, each launch's latencies scaled by its own factor exp(N(0, spread)) (run-to-run noise), metrics
+    recomputed, and one block per launch built by the controller's own code (harness.launches.block_of)."""
+    from dataclasses import replace
+
+    from harness.launches import block_of
+
+    factors = np.exp(rng.normal(0.0, spread, k)) if rng is not None and spread > 0 else np.ones(k)
+    series = {name: np.array_split(np.asarray(xs, dtype=np.float64), k) for name, xs in rec.samples.items()}
+    if "latency_ms" in series and spread > 0:
+        series["latency_ms"] = [seg * f for seg, f in zip(series["latency_ms"], factors)]
+        rec.samples["latency_ms"] = [round(float(v), 4) for seg in series["latency_ms"] for v in seg]
+        rec.metrics.update(latency_metrics(rec.samples["latency_ms"]))
+    blocks = []
+    for j in range(k):
+        part = {name: [float(v) for v in segs[j]] for name, segs in series.items()}
+        sub = replace(rec, samples=part, metrics=dict(rec.metrics))
+        if part.get("latency_ms"):
+            sub.metrics.update(latency_metrics(part["latency_ms"]))
+        blocks.append(block_of(sub, j, "launch"))
+    rec.blocks = blocks
+    return rec

@@ -250,15 +250,16 @@ def judge_relative(rec: Record, base: Record | None, metric: str, max_worse_pct:
         return res
     fc, fb = cache.figure(rec, metric, cfg), cache.figure(base, metric, cfg)
     res.value, res.ci, res.n, res.baseline = fc.value, fc.ci, fc.n, fb.value
-    if fc.value is None:
-        return _unmeasured(res, fc, cfg)
-    if fb.value is None or fb.value == 0 or fc.value == 0:
-        res.outcome, res.reason = "skipped", f"baseline has no usable {metric}"
-        return res
     limit = 1.0 + max_worse_pct / 100.0
     u = d.unit
-    test = evidence(rec, base, metric, cfg.confidence)
+    test = evidence(rec, base, metric, cfg.confidence)  # the blocks decide even where a pooled figure is not claimed
+    if test is None and fc.value is None:
+        return _unmeasured(res, fc, cfg)
+    if test is None and (fb.value is None or fb.value == 0 or fc.value == 0):
+        res.outcome, res.reason = "skipped", f"baseline has no usable {metric}"
+        return res
     if test is None:
+        assert fc.value is not None and fb.value is not None
         worse = fc.value / fb.value if lower else fb.value / fc.value
         res.change_pct = (worse - 1.0) * 100.0
         head = (f"{fmt(fc.value, u)} vs baseline {fmt(fb.value, u)} ({res.change_pct:+.1f}%, "
