@@ -83,6 +83,7 @@ class Orchestrator:
         self.profiles = {p.name: p for p in profiles}
         self.pair = pair  # --baseline-artifact: both artifacts measured in one interleaved session per device
         self.processes = processes  # --processes: agent launches per cell (None: the profile's [run] processes)
+        self.min_processes = 1  # raised by a caller that gates against a baseline with relative rules
         if pair is not None:
             artifacts = [pair.candidate, pair.baseline]
         self.artifacts = unique_artifacts(artifacts)
@@ -181,7 +182,7 @@ class Orchestrator:
     def measure(self, session: DeviceSession, artifact: ArtifactInfo) -> Record:
         """One cell in `processes` agent launches (harness/launches.py), the measured runs shared out; the
         launches stop at the first that does not end ok, and an interrupted cell is not `ok`."""
-        n = self.processes if self.processes is not None else session.profile.run.processes
+        n = self.processes if self.processes is not None else max(session.profile.run.processes, self.min_processes)
         if n <= 1:
             return session.run_artifact(artifact, self.run_id, self.overrides, self.on_event)
         o = split_overrides(session.profile, artifact, self.overrides, n)

@@ -49,7 +49,9 @@ class EdgefarmItem(pytest.Item):
             return
         from harness.gate import evaluate, load_policy
 
-        report = evaluate([rec], load_policy(self.state.policy_path), baseline=self.state.baseline(),
+        partner = self.state.partner(rec)  # an interleaved pair is judged together
+        report = evaluate([rec] + ([partner] if partner else []), load_policy(self.state.policy_path),
+                          baseline=self.state.baseline(),
                           profiles=self.state.profiles, known_artifacts=self.state.artifact_names())
         cell = report.cell(self.device, rec.artifact.name)
         result = next((r for r in (cell.rules if cell else []) if r.rule == self.rule), None)
@@ -83,8 +85,17 @@ def rule_ids(state: EdgefarmState, device: str, entry: ArtifactEntry) -> list[st
         return []
     from harness.gate import evaluate, load_policy
 
+    recs = [_placeholder(state, device, entry)]
+    if state.pair is not None and entry.info.sha256 in (state.pair.candidate.sha256, state.pair.baseline.sha256):
+        from harness.records import Pairing
+
+        other = state.pair.baseline if entry.info.sha256 == state.pair.candidate.sha256 else state.pair.candidate
+        recs.append(_placeholder(state, device, ArtifactEntry(entry.path, other, None)))
+        for r, role in zip(recs, ("candidate", "baseline") if other is state.pair.baseline
+                           else ("baseline", "candidate")):
+            r.pairing = Pairing("collect", role, (other if r is recs[0] else entry.info).sha256)  # type: ignore[arg-type]
     try:
-        report = evaluate([_placeholder(state, device, entry)], load_policy(state.policy_path),
+        report = evaluate(recs, load_policy(state.policy_path),
                           baseline=state.baseline(), profiles=state.profiles, known_artifacts=state.artifact_names())
     except UserError as e:
         raise pytest.UsageError(f"edgefarm: {e}") from None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +28,7 @@ STATE = pytest.StashKey[EdgefarmState]()
 _ENV = {"device": "EDGEFARM_DEVICE", "artifact": "EDGEFARM_ARTIFACT", "policy": "EDGEFARM_POLICY",
         "baseline": "EDGEFARM_BASELINE", "golden": "EDGEFARM_GOLDEN", "out": "EDGEFARM_OUT",
         "profiles": "EDGEFARM_PROFILES", "skip_unreachable": "EDGEFARM_SKIP_UNREACHABLE",
-        "backend": "EDGEFARM_BACKEND"}
+        "backend": "EDGEFARM_BACKEND", "baseline_artifact": "EDGEFARM_BASELINE_ARTIFACT"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -39,6 +40,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--policy", dest="edgefarm_policy", metavar="FILE", help="gate policy TOML; env EDGEFARM_POLICY")
     g.addoption("--baseline", dest="edgefarm_baseline", metavar="RUN_DIR",
                 help="baseline run directory for relative rules; env EDGEFARM_BASELINE")
+    g.addoption("--baseline-artifact", dest="edgefarm_baseline_artifact", metavar="PATH",
+                help="interleaved A/B: measure the one --artifact and this baseline in one device session (ABBA "
+                     "blocks); relative rules judge the pair; env EDGEFARM_BASELINE_ARTIFACT")
     g.addoption("--golden", dest="edgefarm_golden", metavar="SUITE", help="golden suite JSONL; env EDGEFARM_GOLDEN")
     g.addoption("--edgefarm-out", dest="edgefarm_out", metavar="DIR",
                 help="run directory for results and reports; env EDGEFARM_OUT (default runs/pytest-<id>)")
@@ -104,6 +108,7 @@ def pytest_configure(config: pytest.Config) -> None:
         except ArtifactError as e:
             entries.append(ArtifactEntry(p, None, str(e)))
     # One run id for the controller and every xdist worker, so their results form one run.
+    pair = _pair_plan(config, entries)
     run_id = os.environ.setdefault("EDGEFARM_RUN_ID", new_run_id())
     out = Path(_opt(config, "out") or Path("runs") / f"pytest-{run_id}")
     backend = _opt(config, "backend")
@@ -114,7 +119,8 @@ def pytest_configure(config: pytest.Config) -> None:
     worker = hasattr(config, "workerinput")
     try:  # the controller (or a plain pytest) owns run.json; xdist workers only append records
         orch = Orchestrator([profiles[n] for n in names], [e.info for e in entries if e.info is not None], out,
-                            overrides, run_id, owner=not worker)
+                            overrides, run_id, owner=not worker, pair=pair)
+        orch.min_processes = _min_processes(config, pair)
     except UserError as e:
         raise pytest.UsageError(f"edgefarm: {e}") from None
     skip_env = os.environ.get(_ENV["skip_unreachable"], "")
@@ -123,7 +129,7 @@ def pytest_configure(config: pytest.Config) -> None:
         policy_path=Path(p) if (p := _opt(config, "policy")) else None,
         baseline_dir=Path(b) if (b := _opt(config, "baseline")) else None,
         golden_path=Path(g) if (g := _opt(config, "golden")) else None,
-        overrides=overrides, orch=orch,
+        overrides=overrides, orch=orch, pair=pair,
         skip_unreachable=bool(config.getoption("edgefarm_skip_unreachable")) or skip_env not in ("", "0"),
     )
     _stop_on_signals(config)
@@ -134,6 +140,46 @@ def pytest_configure(config: pytest.Config) -> None:
             config.option.loadgroup = True
         elif getattr(config.option, "numprocesses", None):
             config.option.dist = "loadgroup"
+
+
+def _pair_plan(config: pytest.Config, entries: list[Any]) -> Any:
+    """--baseline-artifact: a PairPlan for the one --artifact (its entry is added so its `run` test exists)."""
+    from harness.artifacts import inspect
+    from harness.errors import UserError
+    from harness.interleave import PairPlan
+    from harness.pytest_state import ArtifactEntry
+
+    path = _opt(config, "baseline_artifact")
+    if not path:
+        return None
+    usable = [e for e in entries if e.info is not None]
+    if len(entries) != 1 or not usable:
+        raise pytest.UsageError(f"edgefarm: --baseline-artifact {path}: give exactly one usable --artifact to "
+                                f"compare with it (got {len(entries)})")
+    try:
+        base = inspect(Path(path))
+    except UserError as e:
+        raise pytest.UsageError(f"edgefarm: --baseline-artifact: {e}") from None
+    if base.sha256 == usable[0].info.sha256:
+        raise pytest.UsageError(f"edgefarm: --baseline-artifact {path}: the same bytes as --artifact "
+                                f"{usable[0].path}; compare two different files")
+    entries.append(ArtifactEntry(Path(path), base, None))
+    return PairPlan(usable[0].info, base)
+
+
+def _min_processes(config: pytest.Config, pair: Any) -> int:
+    """Gated against a baseline run with relative rules: each cell in at least 3 launches (run-level evidence)."""
+    if pair is not None or not _opt(config, "baseline"):
+        return 1
+    from harness.gate import load_policy
+
+    policy = _opt(config, "policy")
+    if not load_policy(Path(policy) if policy else None).relative:
+        return 1
+    if not hasattr(config, "workerinput"):
+        sys.stderr.write("edgefarm: relative rules against --baseline: each cell is measured in at least 3 agent "
+                         "launches (run-level evidence; the profile's [run] processes sets more)\n")
+    return 3
 
 
 def _xdist_mode_is_ours(config: pytest.Config) -> bool:

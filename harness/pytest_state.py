@@ -14,6 +14,7 @@ from pathlib import Path
 
 from harness.errors import DeviceError, HostKeyMismatch, UserError
 from harness.history.baseline import baseline_records
+from harness.interleave import PairPlan
 from harness.orchestrator import Orchestrator
 from harness.profiles import Profile
 from harness.records import ArtifactInfo, Record
@@ -45,6 +46,7 @@ class EdgefarmState:
     overrides: RunOverrides
     orch: Orchestrator
     skip_unreachable: bool = False
+    pair: PairPlan | None = None  # --baseline-artifact: the pair measured in one interleaved session per device
     sessions: dict[str, DeviceSession] = field(default_factory=dict)
     unreachable: dict[str, str] = field(default_factory=dict)
     results: dict[tuple[str, str], Record] = field(default_factory=dict)
@@ -81,9 +83,19 @@ class EdgefarmState:
         """Measure once per (device, artifact) per process; stream it to the run directory."""
         session = self.session(device)  # raises, every time, for a device that cannot be used
         key = (device, artifact.sha256)
+        if key not in self.results and self.pair is not None and artifact.sha256 in (
+                self.pair.candidate.sha256, self.pair.baseline.sha256):
+            for r in self.orch.run_pair(session, self.pair):  # both records at once, from one session
+                self.results[(device, r.artifact.sha256)] = r
         if key not in self.results:
             self.results[key] = self.orch.run_cell(session, artifact)
         return self.results[key]
+
+    def partner(self, rec: Record) -> Record | None:
+        """The other record of rec's interleaved A/B session, when this process measured it."""
+        if rec.pairing is None:
+            return None
+        return self.results.get((rec.device.name, rec.pairing.partner_sha256))
 
     def artifact_names(self) -> list[str]:
         return [a.path.name for a in self.artifacts]

@@ -267,6 +267,12 @@ def evaluate(
                        {r.artifact.name for r in (*cand.values(), *base.values())} | set(labels.values())
                        | set(known_artifacts))
     partners, refs = _pairs(cand)
+    for cell, b in partners.items():  # said once per pair, so every printer shows the pairing
+        c, pb = cand[cell], b.pairing
+        assert pb is not None
+        notes.append(f"interleaved A/B on {c.device.name}: {labels[c.artifact.sha256]} against "
+                     f"{labels[b.artifact.sha256]} (session {pb.session}, {pb.blocks_each} blocks each, {pb.order} "
+                     "after a shared warmup); relative rules judged on the ratios of adjacent blocks")
     _policy_notes(policy, profiles, baseline is not None or bool(partners), notes)
     in_run = {r.artifact.name for r in cand.values()} | {labels[r.artifact.sha256] for r in cand.values()}
     scoped: list[tuple[str, BudgetRule | RelativeRule]] = [
