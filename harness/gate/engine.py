@@ -267,11 +267,11 @@ def evaluate(
                        {r.artifact.name for r in (*cand.values(), *base.values())} | set(labels.values())
                        | set(known_artifacts))
     partners, refs = _pairs(cand)
-    for cell, b in partners.items():  # said once per pair, so every printer shows the pairing
-        c, pb = cand[cell], b.pairing
+    for pcell, pbase in partners.items():  # said once per pair, so every printer shows the pairing
+        pcand, pb = cand[pcell], pbase.pairing
         assert pb is not None
-        notes.append(f"interleaved A/B on {c.device.name}: {labels[c.artifact.sha256]} against "
-                     f"{labels[b.artifact.sha256]} (session {pb.session}, {pb.blocks_each} blocks each, {pb.order} "
+        notes.append(f"interleaved A/B on {pcand.device.name}: {labels[pcand.artifact.sha256]} against "
+                     f"{labels[pbase.artifact.sha256]} (session {pb.session}, {pb.blocks_each} blocks each, {pb.order} "
                      "after a shared warmup); relative rules judged on the ratios of adjacent blocks")
     _policy_notes(policy, profiles, baseline is not None or bool(partners), notes)
     in_run = {r.artifact.name for r in cand.values()} | {labels[r.artifact.sha256] for r in cand.values()}
@@ -288,11 +288,13 @@ def evaluate(
         rec = cand[key]
         label = labels[rec.artifact.sha256]
         b, how = index.find(rec, label) if baseline is not None else (None, "")
-        if rec.cell in partners:  # an interleaved pair: its session's baseline, whatever --baseline says
-            b = partners[rec.cell]
-            how = f"the interleaved A/B session {b.pairing.session if b.pairing else ''} ({labels[b.artifact.sha256]})"
+        pb_rec = partners.get(rec.cell)
+        if pb_rec is not None:  # an interleaved pair: its session's baseline, whatever --baseline says
+            b = pb_rec
+            how = (f"the interleaved A/B session {pb_rec.pairing.session if pb_rec.pairing else ''} "
+                   f"({labels[pb_rec.artifact.sha256]})")
         if rec.cell in refs and rec.status == "ok":
-            partner = next((labels[c[1]] for c, r in partners.items() if r is rec), "its candidate")
+            partner = next((labels[k[1]] for k, v in partners.items() if v is rec), "its candidate")
             rules, cnotes = [_reference(rec, partner)], list[str]()
         else:
             rules, cnotes = _judge(rec, label, b, baseline is not None or rec.cell in partners, policy, profiles,
