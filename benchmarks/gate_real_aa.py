@@ -111,12 +111,12 @@ def part_interleaved(part: str, t: Path, cand: Path, base: Path, args: argparse.
         hogged = hog_every_other and i % 2 == 1
         procs = hog(args.hog_s, delay=args.hog_delay_s) if hogged else []
         try:
-            run(t / f"{part}{i}", cand, args, "--baseline-artifact", str(base), "--blocks", str(args.blocks))
+            run(t / f"i{part}{i}", cand, args, "--baseline-artifact", str(base), "--blocks", str(args.blocks))
         finally:
             stop(procs)
-        rc, word, why = gate(t / f"{part}{i}")
+        rc, word, why = gate(t / f"i{part}{i}")
         counts[word if word in counts else "fail"] += 1
-        recs = {r["pairing"]["role"]: r for r in records(t / f"{part}{i}") if r.get("pairing")}
+        recs = {r["pairing"]["role"]: r for r in records(t / f"i{part}{i}") if r.get("pairing")}
         plain += row(part, i, hogged, p95(recs["baseline"]), p95(recs["candidate"]), rc, word, why)
     return counts, plain
 

@@ -14,7 +14,7 @@ from agents import contention
 from agent_helpers import make_samples, run_spec
 from harness.gate import evaluate, load_policy
 from harness.profiles import Profile, TransportConfig
-from synthetic import latency_samples, make_record
+from synthetic import in_launches, latency_samples, make_record
 
 TAINT = contention.PREFIX + "host CPU pressure: tasks waited for a CPU 80% of the time"
 
@@ -85,8 +85,9 @@ def test_a_contended_baseline_cannot_make_a_candidate_pass() -> None:
     rep = evaluate([cand], load_policy(), baseline=[base], run="cand", baseline_run="base")
     rel = [r for r in rep.cells[0].rules if r.kind == "relative" and r.metric == "latency_ms_p95"]
     assert rel and all(r.outcome == "inconclusive" and "baseline run tainted" in r.reason for r in rel)
-    slow = make_record(run_id="cand", samples=latency_samples(rng, 2000, 75.0, 0.05))
-    rep = evaluate([slow], load_policy(), baseline=[base], run="cand", baseline_run="base")
+    # measured in 3 launches each (run-level evidence: issue 12), slower than a contended baseline: a regression
+    slow = in_launches(make_record(run_id="cand", samples=latency_samples(rng, 2000, 75.0, 0.05)), 3)
+    rep = evaluate([slow], load_policy(), baseline=[in_launches(base, 3)], run="cand", baseline_run="base")
     rel = [r for r in rep.cells[0].rules if r.kind == "relative" and r.metric == "latency_ms_p95"]
     assert rel and all(r.outcome == "fail" for r in rel)  # slower than a contended baseline: a regression
 

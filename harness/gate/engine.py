@@ -25,6 +25,7 @@ import numpy as np
 from agents import contention
 from harness.errors import EXIT_DEVICE, EXIT_GATE_FAILED, EXIT_OK, UserError
 from harness.gate import kpis
+from harness.gate.blocks import paired
 from harness.gate.checklist import missing_baseline_notes, missing_cells
 from harness.gate.model import LOST_STATUSES, Cell, GateReport, RuleResult, Verdict, worst
 from harness.gate.policy import BudgetRule, Policy, RelativeRule, load_policy
@@ -195,9 +196,15 @@ def _judge(rec: Record, label: str, base: Record | None, have_baseline: bool, po
             r = judge_relative(rec, base, rr.metric, rr.max_worse_pct, rid, f"policy relative[{i}]",
                                cfg, cache, rng)
             if _only_contended(base.tainted) and _only_contended(rec.tainted) and r.kind == "relative":
-                # both runs slowed by neighbours: compared like for like, as before contention was measured
-                r.reason += "; both runs contended (compared like for like)"
                 alike.add(id(r))
+                if paired(rec, base):  # interleaved blocks of one session: neighbours slowed both alike
+                    r.reason += "; both contended in one interleaved session (compared like for like)"
+                elif r.outcome == "fail":  # two separate runs: their contention can differ in degree
+                    r.outcome, r.not_significant = "inconclusive", True
+                    r.reason = (f"both runs contended, separately: would fail: {r.reason}; contention can differ "
+                                "between two runs: compare both in one session with `--baseline-artifact`")
+                else:
+                    r.reason += "; both runs contended (compared like for like)"
             elif base is not None and base.tainted and r.kind == "relative":
                 _taint(r, base.tainted, "baseline")
             rules.append(r)
