@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/gate_aa.py [--replicates 100] [--seed 0]
 
 Each replicate: one artifact on one device run twice (300-2000 warm latencies per run, lognormal with a
-per-replicate spread of 3-15%, plus outliers 1.5-4x slower), the second run gated against the first.
+per-replicate spread of 3-15%, plus outliers 1.5-4x slower), each run measured in --launches agent launches
+whose levels differ by --spread (run-to-run noise), the second run gated against the first.
 "False fail" = the gate's exit code is non-zero although nothing changed.
 """
 
@@ -22,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from harness.gate import evaluate, load_policy  # noqa: E402
-from synthetic import latency_samples, make_record  # noqa: E402  (tests/synthetic.py: test tooling)
+from synthetic import in_launches, latency_samples, make_record  # noqa: E402  (tests/synthetic.py: test tooling)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--replicates", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--launches", type=int, default=3, help="agent launches per run (--processes)")
+    ap.add_argument("--spread", type=float, default=0.02, help="run-to-run spread: sd of a launch's log level")
     args = ap.parse_args()
     policy = load_policy()
     rules = ", ".join(f"{r.metric} +{r.max_worse_pct:g}%" for r in policy.relative)
@@ -70,8 +73,10 @@ def main() -> None:
             nonzero = fails = inc_block = inc_nb = pb = 0
             for _ in range(args.replicates):
                 a, b = trial(rng, noise, slowdown)
-                rep = evaluate([make_record(run_id="b", samples=b)], policy,
-                               baseline=[make_record(run_id="a", samples=a)])
+                # each run in --launches launches with their own level (run-to-run noise, issue 12)
+                rep = evaluate([in_launches(make_record(run_id="b", samples=b), args.launches, rng, args.spread)],
+                               policy, baseline=[in_launches(make_record(run_id="a", samples=a), args.launches, rng,
+                                                             args.spread)])
                 rules_out = rep.cells[0].rules
                 nonzero += rep.exit_code != 0
                 fails += any(r.outcome == "fail" for r in rules_out)
