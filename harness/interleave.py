@@ -81,6 +81,7 @@ def run_pair(session: DeviceSession, plan: PairPlan, run_id: str, overrides: Run
                 break
     out: dict[PairRole, Record] = {}
     ran = sum(len(v) for v in done.values())
+    finished = sum(1 for v in done.values() for _, r in v if r.status == "ok")
     for role in ROLES:
         art = arts[role]
         if done[role]:
@@ -92,12 +93,12 @@ def run_pair(session: DeviceSession, plan: PairPlan, run_id: str, overrides: Run
                 f"not run: the interleaved session stopped ({stopped.status if stopped else 'no launch'})"
             rec = failed_record(profile, art, run_id, "device_lost" if stopped is not None and
                                 stopped.status == "device_lost" else "error", why)
-        if rec.status == "ok" and ran < len(order):
-            if cancelled():
-                rec.status = "error"
-                rec.message = f"{interrupt_message()} after {ran} of {len(order)} blocks; finished blocks kept"
-            elif stopped is not None and stopped.status == "device_lost":
-                rec.status, rec.message = "device_lost", f"interleaved session ended early: {stopped.message}"
+        if cancelled() and (ran < len(order) or stopped is not None):  # the signal's doing, whatever the launch said
+            was = "" if rec.status == "ok" or rec.message is None else f" ({rec.message})"
+            rec.status = "error"
+            rec.message = f"{interrupt_message()} after {finished} of {len(order)} blocks; finished blocks kept{was}"
+        elif rec.status == "ok" and ran < len(order) and stopped is not None and stopped.status == "device_lost":
+            rec.status, rec.message = "device_lost", f"interleaved session ended early: {stopped.message}"
         rec.pairing = Pairing(session=sid, role=role, partner_sha256=partner[role].sha256, order="ABBA",
                               blocks_each=k)
         out[role] = rec
