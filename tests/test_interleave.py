@@ -103,8 +103,8 @@ def test_sigint_mid_interleave_keeps_finished_blocks_and_exits_130(
                  str(old), "--blocks", "8", "--min-s", "4", "--max-s", "8", "--out", str(out), "-q")
     seen: set[int] = set()
 
-    def launches() -> int:  # agent processes run under the test's own cache dir: each pid is one launch
-        seen.update(pid for pid, cmd in procs_mentioning(str(tmp_path / "cache")) if "-m agents run " in cmd)
+    def launches() -> int:  # each launch runs one model process (`agents _child`) under the test's cache dir
+        seen.update(pid for pid, cmd in procs_mentioning(str(tmp_path / "cache")) if "-m agents _child " in cmd)
         return len(seen)
 
     try:
@@ -122,6 +122,6 @@ def test_sigint_mid_interleave_keeps_finished_blocks_and_exits_130(
     assert set(recs) == {"new.onnx", "old.onnx"}  # both cells keep their record
     cand = recs["new.onnx"]
     assert cand["status"] == "error" and "interrupted (SIGINT)" in cand["message"]
-    assert len(cand["blocks"]) >= 1 and cand["samples"]["latency_ms"]  # the finished block is kept
+    assert len(cand["blocks"]) >= 1 and cand["samples"]["latency_ms"], (cand["message"], cand["provenance"])  # kept
     assert cand["pairing"]["partner_sha256"] == recs["old.onnx"]["artifact"]["sha256"]
     assert json.loads((out / "run.json").read_text())["interrupted"] == "SIGINT"
