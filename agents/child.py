@@ -130,7 +130,7 @@ def child_main(fd: int, raw_spec: str) -> int:
         backend.recording = True
         ad = spec.adaptive
         if ad is not None and ad.mode == "decide":
-            gated = [Gated(g.metric, g.series, g.kind, g.p, g.limit, g.lower_is_better) for g in ad.gated]
+            gated = [Gated(g.metric, g.series, g.kind, g.p, g.limit, g.lower_is_better, g.per_run) for g in ad.gated]
             lat, wall, stopping = decide_loop(backend.run_once, runs, spec.min_s, spec.max_s, gated, spec.confidence,
                                               ad.looks, ad.growth, lambda: backend.samples,
                                               max_runs=max(runs, spec.max_runs), progress=progress)

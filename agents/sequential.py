@@ -35,10 +35,12 @@ BOUND_DECIMALS = 4  # how a metric's value and interval are rounded (agents.summ
 class Gated:
     """One gated statistic and its budget: (series, kind, p) as agents.stats names them; lower: a `max`."""
 
-    __slots__ = ("metric", "series", "kind", "p", "limit", "lower")
+    __slots__ = ("metric", "series", "kind", "p", "limit", "lower", "per_run")
 
-    def __init__(self, metric: str, series: str, kind: str, p: float, limit: float, lower: bool) -> None:
+    def __init__(self, metric: str, series: str, kind: str, p: float, limit: float, lower: bool,
+                 per_run: int = 1) -> None:
         self.metric, self.series, self.kind, self.p, self.limit, self.lower = metric, series, kind, p, limit, lower
+        self.per_run = per_run  # samples each run adds to the series
 
 
 def look_confidence(confidence: float, looks: int) -> float:
@@ -49,7 +51,8 @@ def look_confidence(confidence: float, looks: int) -> float:
 def first_look(gated: Sequence[Gated], confidence: float, looks: int, min_runs: int) -> int:
     """The first count at which every gated statistic can have an interval at the per-look confidence."""
     c = look_confidence(confidence, looks)
-    need = [min_samples_for_percentile(g.p, c) if g.kind == "quantile" else 2 for g in gated]
+    need = [int(math.ceil((min_samples_for_percentile(g.p, c) if g.kind == "quantile" else 2) / g.per_run))
+            for g in gated]
     return max([min_runs, 8] + need)
 
 

@@ -44,6 +44,7 @@ class GatedSpec(Fields):
     p: float = 0.5  # the quantile in (0, 1) when kind is quantile
     limit: float = 0.0  # the budget
     lower_is_better: bool = True  # true: a `max` budget; false: a `min` budget
+    per_run: int = 1  # samples of the series each run adds (GGUF itl_ms: new_tokens - 1): sets the first look
 
 
 ADAPTIVE_MODES = ("width", "decide")
@@ -174,6 +175,8 @@ def _check_decide(a: AdaptiveSpec, where: str) -> None:
             raise SpecError("%s.p: a quantile in (0, 1), got %r" % (at, g.p))
         if not g.series:
             raise SpecError("%s.series: missing (the sample series, e.g. latency_ms)" % at)
+        if g.per_run < 1:
+            raise SpecError("%s.per_run: samples per run, >= 1, got %r" % (at, g.per_run))
 
 
 DEFAULTS = WorkloadSpec()  # the defaults, for the harness (profiles) to import
@@ -192,7 +195,7 @@ _KINDS: Dict[str, Any] = {
     "n_ctx": ("int", False), "prompt": ("str", True), "percentiles": ("nums", False), "rel_width": ("num", False),
     "mode": ("str", False), "gated": ("objs", False), "looks": ("int", False), "growth": ("num", False),
     "metric": ("str", False), "series": ("str", False), "kind": ("str", False), "p": ("num", False),
-    "limit": ("num", False), "lower_is_better": ("bool", False),
+    "limit": ("num", False), "lower_is_better": ("bool", False), "per_run": ("int", False),
 }
 _EXPECT = {"str": "a string", "int": "an integer", "num": "a finite number", "bool": "true or false",
            "ints": "a list of integers", "nums": "a list of finite numbers", "dims": "an object of name: integer",

@@ -45,10 +45,14 @@ def samples_needed(kind: str, p: float, confidence: float) -> int:
     return int(math.ceil(base * HEADROOM))
 
 
+def per_run(series: str, new_tokens: int) -> int:
+    """Samples of a series each run (GGUF request) gives."""
+    return max(1, new_tokens - 1) if series == "itl_ms" else 1
+
+
 def runs_for(series: str, samples: int, new_tokens: int) -> int:
     """Runs (GGUF repetitions) that give `samples` samples of a series."""
-    per_run = max(1, new_tokens - 1) if series == "itl_ms" else 1
-    return int(math.ceil(samples / per_run))
+    return int(math.ceil(samples / per_run(series, new_tokens)))
 
 
 def size_run(profile: Profile, names: Sequence[str], fmt: str, policy: Policy, new_tokens: int) -> Sizing:
@@ -74,5 +78,6 @@ def size_run(profile: Profile, names: Sequence[str], fmt: str, policy: Policy, n
             out.reasons.append(f"{metric} for {why}: min_runs >= {runs}")
         if limit is not None:
             out.gated.append({"metric": metric, "series": est.series, "kind": est.kind, "p": est.p or 0.5,
-                              "limit": limit, "lower_is_better": METRICS[metric].better == "lower"})
+                              "limit": limit, "lower_is_better": METRICS[metric].better == "lower",
+                              "per_run": per_run(est.series, new_tokens) if gguf else 1})
     return out

@@ -69,6 +69,8 @@ def test_schedule_and_per_look_confidence() -> None:
     assert sq.schedule(first, 8, 2.0, 1000) == [113, 226, 452, 904, 1000]  # capped: fewer looks, never more
     assert sq.schedule(10, 5, 1.05, 10 ** 9) == [10, 11, 12, 13, 14]  # strictly increasing
     assert sq.first_look(g, 0.95, 8, 500) == 500  # min_runs stays a lower bound
+    per_token = [sq.Gated("itl_ms_p95", "itl_ms", "quantile", 0.95, 1.0, True, per_run=63)]
+    assert sq.first_look(per_token, 0.95, 8, 1) == 8  # 113 tokens come in 2 requests; 8 is the floor
 
 
 @pytest.mark.parametrize(("ratio", "wrong"), [(1.0, "fail"), (0.97, "pass"), (1.03, "fail")])

@@ -12,7 +12,7 @@ import pytest
 
 from agents.stats import min_samples_for_percentile
 from harness.commands.demo_cmd import REPO_POLICY
-from harness.errors import UserError
+from harness.errors import ConfigError, UserError
 from harness.gate import evaluate, load_policy
 from harness.gate.hints import MAX_SECONDS, decide_hint
 from harness.profiles import load_profile
@@ -38,7 +38,7 @@ def test_the_demo_policy_sizes_each_format_for_what_it_gates(fast_profiles: Path
     gated = {g["metric"]: g for g in gguf.gated}
     assert set(gated) == {"itl_ms_p95", "ttft_ms"}  # fast_profiles' budgets are single figures: not statistics
     assert gated["itl_ms_p95"] == {"metric": "itl_ms_p95", "series": "itl_ms", "kind": "quantile", "p": 0.95,
-                                   "limit": 250.0, "lower_is_better": True}
+                                   "limit": 250.0, "lower_is_better": True, "per_run": 15}
 
 
 def test_build_spec_raises_counts_only_with_a_policy(fast_profiles: Path, tmp_path: Path) -> None:
@@ -103,3 +103,17 @@ def test_run_flags_are_checked(fast_profiles: Path, tiny_samples: dict[str, Path
         r = subprocess.run([*EDGEFARM, "run", "--profiles", str(fast_profiles), "--artifact", str(tiny_samples["onnx"]),
                             "--out", str(tmp_path / "o"), *args], capture_output=True, text=True, timeout=120)
         assert r.returncode == 2 and word in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_the_profile_can_ask_for_decide(fast_profiles: Path, tmp_path: Path) -> None:
+    text = (fast_profiles / "local.toml").read_text().replace("[run]\n", '[run]\nadaptive_mode = "decide"\n')
+    (tmp_path / "local.toml").write_text(text + "latency_ms_p95 = 80.0\n")  # appended under [budgets]
+    prof = load_profile(tmp_path / "local.toml")
+    spec = build_spec(prof, "/x/a.onnx", "onnx", RunOverrides(), None)
+    assert spec.adaptive is not None and spec.adaptive.mode == "decide" and spec.min_runs == 1
+    assert [(g.metric, g.limit) for g in spec.adaptive.gated] == [("latency_ms_p95", 80.0)]  # the profile's budget
+    width = build_spec(prof, "/x/a.onnx", "onnx", RunOverrides(adaptive=([95.0], 0.1)), None)
+    assert width.adaptive is not None and width.adaptive.mode == "width"  # the command line wins
+    (tmp_path / "bad.toml").write_text(text.replace('"decide"', '"decidee"'))
+    with pytest.raises(ConfigError, match="adaptive_mode"):
+        load_profile(tmp_path / "bad.toml")
