@@ -63,10 +63,18 @@ class Manifest:
     finished_at: str | None = None
     interrupted: str | None = None  # "SIGINT" | "SIGTERM"
     exit_code: int | None = None
+    selected: list[Cell] | None = None  # the cells a test selection (pytest -k / -m) kept; None: all of them
 
     @property
     def planned(self) -> list[Cell]:
-        return [(d, a.sha256) for d in self.devices for a in self.artifacts]
+        every = [(d, a.sha256) for d in self.devices for a in self.artifacts]
+        return every if self.selected is None else [c for c in every if c in set(self.selected)]
+
+    @property
+    def deselected(self) -> list[Cell]:
+        """Cells the user's selection left out on purpose: not planned, so never counted as missing."""
+        return [] if self.selected is None else [
+            (d, a.sha256) for d in self.devices for a in self.artifacts if (d, a.sha256) not in set(self.selected)]
 
     def to_dict(self) -> dict[str, Any]:
         lab = labels(self.artifacts)
@@ -75,6 +83,7 @@ class Manifest:
                 "artifacts": [{"name": a.name, "label": lab[a.sha256], "path": a.path, "sha256": a.sha256,
                                "size_bytes": a.size_bytes, "format": a.format} for a in self.artifacts],
                 "planned": [{"device": d, "sha256": s} for d, s in self.planned],
+                "deselected": [{"device": d, "sha256": s} for d, s in self.deselected],
                 "interrupted": self.interrupted, "exit_code": self.exit_code}
 
     def write(self, run_dir: Path) -> None:
@@ -100,7 +109,9 @@ def read_manifest(run_dir: Path) -> Manifest:
                              size_bytes=int(a["size_bytes"]), sha256=str(a["sha256"])) for a in d["artifacts"]]
         return Manifest(run_id=str(d["run_id"]), devices=[str(x) for x in d["devices"]], artifacts=arts,
                         started_at=str(d["started_at"]), finished_at=d.get("finished_at"),
-                        interrupted=d.get("interrupted"), exit_code=d.get("exit_code"))
+                        interrupted=d.get("interrupted"), exit_code=d.get("exit_code"),
+                        selected=[(str(c["device"]), str(c["sha256"])) for c in d["planned"]]
+                        if d.get("deselected") else None)
     except OSError as e:
         raise UserError(f"{path}: cannot read the run manifest: {e.strerror}") from None
     except (ValueError, KeyError, TypeError) as e:

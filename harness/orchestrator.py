@@ -256,6 +256,16 @@ class Orchestrator:
     def interrupt_message(self) -> str:
         return f"interrupted ({self.interrupted})" if self.interrupted else "interrupted (the run was stopped)"
 
+    def select(self, cells: set[Cell]) -> None:
+        """Narrow the plan to the cells a test selection kept (pytest -k/-m): the rest are deselected on purpose,
+        written as such in run.json, and never count as missing."""
+        every = [(d, a.sha256) for d in self.manifest.devices for a in self.manifest.artifacts]
+        if set(every) <= cells:
+            return
+        self.manifest.selected = [c for c in every if c in cells]
+        if self.owner:
+            self.manifest.write(self.out_dir)
+
     def mark_interrupted(self, signame: str) -> None:
         """Record the signal and let no further cell start (cheap: safe in a signal handler)."""
         if self.interrupted is None:

@@ -251,6 +251,40 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         items.extend(generated)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """After every plugin's selection (-k, -m, --deselect): plan only the cells that still have a test, so a
+    narrowed session's run directory does not gate as cells lost. (Under xdist, the controller learns the
+    selection from its workers' collections: pytest_xdist_node_collection_finished below.)"""
+    state = session.config.stash.get(STATE, None)
+    if state is None or not _runs_tests(session.config) or hasattr(session.config, "workerinput"):
+        return
+    state.orch.select(_cells_of(state, [item.nodeid for item in session.items]))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    state = node.config.stash.get(STATE, None)
+    if state is not None:
+        state.orch.select(_cells_of(state, ids))
+
+
+def _cells_of(state: EdgefarmState, nodeids: list[str]) -> set[tuple[str, str]]:
+    """The (device, sha256) cells that a selected test uses: a generated test names its device and artifact
+    (`edgefarm::DEVICE::ARTIFACT::CHECK`), a golden test its artifact (it runs on every device), a user's test
+    on the edgefarm_result fixture both in its parameter ids. Erring towards keeping a cell planned."""
+    cells: set[tuple[str, str]] = set()
+    for entry in state.artifacts:
+        if entry.info is None:
+            continue
+        name = entry.path.name
+        golden = any(n.startswith(f"golden::{name}::") for n in nodeids)
+        for device in state.devices:
+            if golden or any(device in n and name in n for n in nodeids):
+                cells.add((device, entry.info.sha256))
+    return cells
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     state = metafunc.config.stash.get(STATE, None)
     if "edgefarm_device" in metafunc.fixturenames:

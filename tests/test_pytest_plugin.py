@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
+from harness.artifacts import inspect
 from harness.records import load_run
 
 
@@ -85,3 +88,24 @@ def test_xdist_keeps_each_device_on_one_worker(pytester: pytest.Pytester, fast_p
     assert len(workers) == 1, workers  # every test of the device ran on one worker
     recs = load_run(out)
     assert sorted(r.artifact.name for r in recs) == ["student-mlp.tflite", "student-transformer.onnx"]
+
+
+@pytest.mark.parametrize("xdist", [False, True], ids=["plain", "xdist"])
+def test_a_k_selection_plans_only_the_selected_cells(pytester: pytest.Pytester, fast_profiles: Path,
+                                                     tiny_samples: dict[str, Path], tmp_path: Path,
+                                                     xdist: bool) -> None:
+    # `-k onnx` leaves the TFLite cell out on purpose: the run directory must gate as one cell run, not as a
+    # cell lost (exit 3), and run.json must say the other was deselected rather than forget it
+    out = tmp_path / "run"
+    res = run(pytester, fast_profiles, *(["-n", "2"] if xdist else []), "--device", "local",
+              "--artifact", str(tiny_samples["onnx"]), "--artifact", str(tiny_samples["tflite"]),
+              "--edgefarm-out", str(out), "-k", "transformer", "-v")
+    res.assert_outcomes(passed=3)
+    manifest = json.loads((out / "run.json").read_text())
+    onnx_sha, tflite_sha = (inspect(tiny_samples[k]).sha256 for k in ("onnx", "tflite"))
+    assert manifest["planned"] == [{"device": "local", "sha256": onnx_sha}]
+    assert manifest["deselected"] == [{"device": "local", "sha256": tflite_sha}]
+    gate = subprocess.run([sys.executable, "-m", "harness.cli", "gate", str(out), "--profiles", str(fast_profiles)],
+                          capture_output=True, text=True, timeout=120)
+    assert gate.returncode == 0, gate.stdout + gate.stderr
+    assert "student-mlp.tflite" not in gate.stdout
