@@ -7,16 +7,19 @@ llama-bench), the Python agent (llama-cpp-python) and llama-bench run directly, 
 Each round runs the three in a rotated order (so drift on a shared machine falls on all alike) and prints
 each one's figures and its ratio to llama-bench direct; the summary gives the median ratio and a 95% interval
 of the mean log ratio over rounds (goal: both flavours within 5% of llama-bench, i.e. ratio in [0.95, 1.05]).
-Definitions differ where the runtimes do: llama-bench's tg test decodes from an empty context, the Python
-agent decodes after the prompt (new_tokens - 1 intervals); both prefill `prompt` tokens in one batch.
+Like for like: llama-bench direct runs the native flavour's own argv (harness/native/llama_bench.py: prefill
+pp<P> from an empty context, decode tg<N> at depth P, flash attention off, same threads) and its output goes
+through the same parser; the Python agent prefills the same P random tokens in one batch, decodes N - 1
+tokens after them (timed per token), flash attention off, n_ctx = P + N (llama-bench's n_ctx for tg<N>@P).
+On a loaded machine use --threads 1: two spinning threads on two shared cores measure the neighbours.
 Not a timed test: it prints figures.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
+import os
 import statistics
 import subprocess
 import sys
@@ -27,7 +30,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from agents.spec import WorkloadSpec  # noqa: E402
 from agents.stats import t_quantile  # noqa: E402
+from harness.native import llama_bench  # noqa: E402
+from harness.native.config import NativeConfig  # noqa: E402
 from harness.profiles import load_profile  # noqa: E402
 from harness.artifacts import inspect  # noqa: E402
 from harness.records import ArtifactInfo  # noqa: E402
@@ -55,19 +61,24 @@ def profile(d: Path, name: str, native: Path | None, a: argparse.Namespace) -> P
     return p
 
 
-def direct(tools: Path, gguf: Path, a: argparse.Namespace) -> dict[str, float]:
-    argv = [str(tools / "llama-bench"), "-m", str(gguf), "-p", str(a.prompt), "-n", str(a.new), "-r", str(a.reps),
-            "-t", str(a.threads), "-ngl", "0", "-o", "jsonl"]
+def gguf_spec(gguf: Path, a: argparse.Namespace) -> WorkloadSpec:
+    """The workload all three run (the Python agent's n_ctx as llama-bench sizes it for tg<N>@P)."""
+    return WorkloadSpec.from_dict({"artifact": str(gguf), "format": "gguf", "threads": a.threads,
+                                   "gguf": {"prompt_tokens": a.prompt, "new_tokens": a.new, "repetitions": a.reps,
+                                            "n_ctx": a.prompt + a.new}})
+
+
+def direct(tools: Path, spec: WorkloadSpec) -> dict[str, float]:
+    """llama-bench run by hand with the argv the native flavour gives it, parsed by the same parser."""
+    cfg = NativeConfig()
+    argv = llama_bench.argv(str(tools / "llama-bench"), spec, spec.threads or 1, cfg)
     out = subprocess.run(argv, capture_output=True, text=True, check=True, env={"LD_LIBRARY_PATH": str(tools)})
-    tests = [json.loads(ln) for ln in out.stdout.splitlines() if ln.startswith("{")]
-    pp = next(t for t in tests if t["n_gen"] == 0)
-    tg = next(t for t in tests if t["n_prompt"] == 0)
-    return {"prefill_tokens_per_s": statistics.fmean(pp["samples_ts"]),
-            "decode_tokens_per_s": statistics.fmean(tg["samples_ts"])}
+    parsed = llama_bench.parse(out.stdout.splitlines(), out.stderr.splitlines(), spec, cfg)
+    return {k: statistics.fmean(parsed.samples[k]) for k in KEYS}
 
 
-def via(session: DeviceSession, art: ArtifactInfo) -> dict[str, float]:
-    rec = session.run_artifact(art, "bench", RunOverrides())
+def via(session: DeviceSession, art: ArtifactInfo, spec: WorkloadSpec) -> dict[str, float]:
+    rec = session.run_artifact(art, "bench", RunOverrides(extra={"gguf": spec.gguf.as_dict()}))
     if rec.status != "ok":
         sys.exit(f"{session.profile.name}: {rec.status}: {rec.message}")
     return {k: float(rec.metrics[k].value or 0.0) for k in KEYS}
@@ -99,9 +110,12 @@ def main() -> int:
     art = inspect(a.gguf)
     native = DeviceSession(load_profile(profile(d, "native", tools, a)))
     python = DeviceSession(load_profile(profile(d, "python", None, a)))
-    runners: list[tuple[str, Any]] = [("native", lambda: via(native, art)), ("python", lambda: via(python, art)),
-                                      ("llama-bench", lambda: direct(tools, a.gguf, a))]
-    print(f"{a.gguf.name}: pp{a.prompt} / tg{a.new}, {a.reps} repetitions, {a.threads} threads, {a.rounds} rounds")
+    spec = gguf_spec(a.gguf, a)
+    runners: list[tuple[str, Any]] = [("native", lambda: via(native, art, spec)),
+                                      ("python", lambda: via(python, art, spec)),
+                                      ("llama-bench", lambda: direct(tools, spec))]
+    print(f"{a.gguf.name}: pp{a.prompt} / tg{a.new} @ d{a.prompt}, {a.reps} repetitions, {a.threads} threads, "
+          f"flash attention off, {a.rounds} rounds; load average {os.getloadavg()[0]:.1f}")
     print(f"{'round':>5}  {'who':<11} {'prefill tok/s':>13} {'decode tok/s':>12}  {'prefill ratio':>13} {'decode ratio':>12}")
     ratios: dict[tuple[str, str], list[float]] = {(w, k): [] for w in ("native", "python") for k in KEYS}
     for r in range(a.rounds):
@@ -121,6 +135,7 @@ def main() -> int:
         g, lo, hi = interval(rs)
         met = "met" if 0.95 <= lo and hi <= 1.05 else "NOT met" if hi < 0.95 or lo > 1.05 else "inconclusive"
         print(f"  {who:<7} {k:<22} median {statistics.median(rs):.3f}  mean {g:.3f} [{lo:.3f}, {hi:.3f}]  {met}")
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
     native.close()
     python.close()
     return 0

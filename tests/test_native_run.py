@@ -120,6 +120,8 @@ def test_pytest_plugin_on_a_stock_phone_matches_the_python_agents_record(
         assert rec.workload["backend"] == "gpu" and rt["backend_requested"] == "gpu", rt
         assert rt["backend"] == "cpu" and "CPU" in rt["backend_note"] and rt["n_gpu_layers"] is not None, rt
         assert isinstance(rt["threads"], int) and rt["threads"] >= 1, rt
+        assert rt["flash_attn"] == "off", rt  # the same llama.cpp kernels on both flavours
+    assert "@ d16" in (native.metrics["decode_tokens_per_s"].note or "")  # decoded after the prompt, as Python does
 
 
 def test_the_no_python_trap_fires(adb_server: adbd.AdbServer, bare_phone: Any, tools: Path,  # noqa: F811

@@ -32,9 +32,10 @@ class GgufBackend(Backend):
             note = "requested gpu, but this llama-cpp-python build has no GPU backend: ran on the CPU"
         accel.record(self.runtime, self.spec.backend, "gpu" if gpu else "cpu", note)
         self.runtime["n_gpu_layers"] = 999 if gpu else 0
+        self.runtime["flash_attn"] = "off"  # set below; the native flavour passes llama-bench -fa 0 (same kernels)
         self.llm = self.llama_cpp.Llama(n_gpu_layers=999 if gpu else 0,
             model_path=self.spec.artifact, n_ctx=self.g.n_ctx, n_batch=max(512, self.g.prompt_tokens),
-            n_threads=self.threads, n_threads_batch=self.threads, seed=self.spec.seed,
+            n_threads=self.threads, n_threads_batch=self.threads, seed=self.spec.seed, flash_attn=False,
             verbose=True)  # llama.cpp logs go to the log the parent reads: a failure says why
 
     def prepare(self) -> None:

@@ -1,10 +1,12 @@
 """llama.cpp's llama-bench: argv from a WorkloadSpec, and its `-o jsonl` output parsed into raw figures.
 
 A request in the Python agent is `prompt_tokens` of prefill then `new_tokens` of decode. llama-bench measures
-them as two tests, each repeated `-r` times with one untimed warmup: pp<P> (prompt processing from an empty
-context) and tg<N> (N tokens decoded one at a time from an empty context, depth 0). Its JSONL gives the
-per-repetition times (samples_ns) and rates (samples_ts); everything below is derived from those, and each
-derived figure says how in its note.
+them as separate tests, each repeated `-r` times with one untimed warmup: pp<P> (prompt processing from an empty
+context) and tg<N> at depth P (`-d 0,P`: N tokens decoded one at a time after a P-token context, as the Python
+agent decodes after the prompt; the pp<P>@P and tg<N>@0 tests that `-d` adds are not used). Flash attention is
+off (`-fa 0`), as in the Python agent's llama-cpp-python context, so both flavours run the same kernels. Its
+JSONL gives the per-repetition times (samples_ns) and rates (samples_ts); everything below is derived from
+those, and each derived figure says how in its note.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ RUN_GLOB = "llama-bench: benchmark */*: * run [0-9]*"
 def argv(tool: str, spec: WorkloadSpec, threads: int, cfg: NativeConfig) -> list[str]:
     """llama-bench's documented flags for this spec (README of tools/llama-bench)."""
     g = spec.gguf
-    out = [tool, "-m", spec.artifact, "-p", str(g.prompt_tokens), "-n", str(g.new_tokens), "-r", str(g.repetitions),
-           "-t", str(threads), "-ngl", str(cfg.gpu_layers if spec.backend == "gpu" else 0), "-o", "jsonl",
-           "--progress"]
+    out = [tool, "-m", spec.artifact, "-p", str(g.prompt_tokens), "-n", str(g.new_tokens), "-d",
+           "0,%d" % g.prompt_tokens, "-r", str(g.repetitions), "-t", str(threads), "-ngl",
+           str(cfg.gpu_layers if spec.backend == "gpu" else 0), "-fa", "0", "-o", "jsonl", "--progress"]
     if spec.warmup_runs == 0:
         out.append("--no-warmup")
     return out
@@ -52,10 +54,16 @@ def _floats(xs: Any) -> list[float]:
 
 def parse(stdout: list[str], stderr: list[str], spec: WorkloadSpec, cfg: NativeConfig) -> Parsed:
     tests = _tests(stdout)
-    pp = next((t for t in tests if int(t.get("n_prompt") or 0) > 0 and int(t.get("n_gen") or 0) == 0), None)
-    tg = next((t for t in tests if int(t.get("n_gen") or 0) > 0 and int(t.get("n_prompt") or 0) == 0), None)
+    depth = spec.gguf.prompt_tokens
+
+    def find(prompt: bool, at: int) -> dict[str, Any] | None:
+        return next((t for t in tests if (int(t.get("n_prompt") or 0) > 0) == prompt
+                     and (int(t.get("n_gen") or 0) > 0) != prompt and int(t.get("n_depth") or 0) == at), None)
+
+    pp, tg = find(True, 0), find(False, depth)
     if pp is None or tg is None:
-        raise ToolOutputError("llama-bench printed %d test line(s) but not both a pp and a tg test" % len(tests))
+        raise ToolOutputError("llama-bench printed %d test line(s) but not both a pp test at depth 0 and a tg test "
+                              "at depth %d (a llama-bench without -d?)" % (len(tests), depth))
     first = pp
     want = spec.backend or "cpu"
     ran = str(first.get("backends") or "CPU")
@@ -65,6 +73,7 @@ def parse(stdout: list[str], stderr: list[str], spec: WorkloadSpec, cfg: NativeC
         "threads": int(first.get("n_threads") or 0) or None, "backend": ran.lower() if gpu_ran else "cpu",
         "backend_requested": want, "n_gpu_layers": first.get("n_gpu_layers"), "backends_built": ran,
         "cpu_info": first.get("cpu_info"), "model_size_bytes": first.get("model_size"),
+        "flash_attn": {0: "off", 1: "on", -1: "auto"}.get(int(first.get("flash_attn") or 0), "auto"),
     }
     if want != "cpu" and not gpu_ran:
         runtime["backend_note"] = ("requested %s (-ngl %s) but llama-bench ran on the CPU: this build's backends "
@@ -85,10 +94,11 @@ def parse(stdout: list[str], stderr: list[str], spec: WorkloadSpec, cfg: NativeC
         "ttft_ms": "derived: llama-bench pp%d time per repetition (prompt evaluated in one batch; the first token "
                    "comes from its logits, sampling not timed); median" % p,
         "prefill_tokens_per_s": "llama-bench pp%d samples_ts (empty context)" % p,
-        "decode_tokens_per_s": "llama-bench tg%d samples_ts: %d tokens decoded one by one from an empty context "
-                               "(depth 0; the Python agent decodes after the prompt)" % (n, n),
-        "tpot_ms": "derived: llama-bench tg%d time / %d per repetition" % (n, n),
-        "latency_ms": "derived: pp%d + tg%d time of the same repetition index (two llama-bench tests)" % (p, n),
+        "decode_tokens_per_s": "llama-bench tg%d @ d%d samples_ts: %d tokens decoded one by one after a "
+                               "%d-token context (as after the prompt)" % (n, p, n, p),
+        "tpot_ms": "derived: llama-bench tg%d @ d%d time / %d per repetition" % (n, p, n),
+        "latency_ms": "derived: pp%d + tg%d @ d%d time of the same repetition index (two llama-bench tests)"
+                      % (p, n, p),
         "throughput_per_s": "derived: repetitions / summed pp+tg time",
         "itl_ms": "not measured: llama-bench reports per-repetition totals, not per-token times",
         "first_inference_ms": "not measured: llama-bench's warmup run is untimed",
