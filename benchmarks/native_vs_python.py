@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -118,6 +119,23 @@ def main() -> int:
           f"flash attention off, {a.rounds} rounds; load average {os.getloadavg()[0]:.1f}")
     print(f"{'round':>5}  {'who':<11} {'prefill tok/s':>13} {'decode tok/s':>12}  {'prefill ratio':>13} {'decode ratio':>12}")
     ratios: dict[tuple[str, str], list[float]] = {(w, k): [] for w in ("native", "python") for k in KEYS}
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C: the agents are cancelled below
+    status = 0
+    try:
+        rounds(a, runners, ratios)
+    except KeyboardInterrupt:
+        status = 130
+        for s in (native, python):  # the agents run in sessions of their own: stop them and their tools
+            s.transport.cancel()
+        print("interrupted: the rounds so far follow")
+    summary(ratios)
+    native.close()
+    python.close()
+    return status
+
+
+def rounds(a: argparse.Namespace, runners: list[tuple[str, Any]],
+           ratios: dict[tuple[str, str], list[float]]) -> None:
     for r in range(a.rounds):
         order = runners[r % 3:] + runners[:r % 3]
         got = {name: fn() for name, fn in order}
@@ -129,16 +147,18 @@ def main() -> int:
                 for k in KEYS:
                     ratios[(who, k)].append(rat[k])
             print(f"{r + 1:>5}  {who:<11} {row[KEYS[0]]:>13.1f} {row[KEYS[1]]:>12.1f}  {rat[KEYS[0]]:>13.3f} "
-                  f"{rat[KEYS[1]]:>12.3f}")
+                  f"{rat[KEYS[1]]:>12.3f}", flush=True)
+
+
+def summary(ratios: dict[tuple[str, str], list[float]]) -> None:
     print("\nratio to llama-bench direct: median, geometric mean [95% interval] over rounds; goal 0.95..1.05")
     for (who, k), rs in ratios.items():
+        if not rs:
+            continue
         g, lo, hi = interval(rs)
         met = "met" if 0.95 <= lo and hi <= 1.05 else "NOT met" if hi < 0.95 or lo > 1.05 else "inconclusive"
         print(f"  {who:<7} {k:<22} median {statistics.median(rs):.3f}  mean {g:.3f} [{lo:.3f}, {hi:.3f}]  {met}")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
-    native.close()
-    python.close()
-    return 0
 
 
 if __name__ == "__main__":
