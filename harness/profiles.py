@@ -187,6 +187,9 @@ def _check_cross(path: Path, prof: Profile) -> None:
         raise ConfigError(path, "run.min_runs", f"{r.min_runs} is more than run.max_runs = {r.max_runs}")
     if r.min_s > r.max_s:
         raise ConfigError(path, "run.min_s", f"{r.min_s:g} s is more than run.max_s = {r.max_s:g} s")
+    if r.adaptive_mode == "decide" and r.processes > 1:
+        raise ConfigError(path, "run.adaptive_mode", f'"decide" stops one launch on its budgets; run.processes = '
+                                                     f"{r.processes} combines launches afterwards: use one of them")
     cap = prof.memory.cap_mib
     if cap is not None and prof.ram_mib is not None and cap > prof.ram_mib:
         raise ConfigError(path, "memory.cap_mib", f"{cap} MiB is more than the device's ram_mib = {prof.ram_mib}",

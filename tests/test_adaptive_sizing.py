@@ -99,6 +99,7 @@ def test_a_rule_that_cannot_be_claimed_says_what_to_raise(tmp_path: Path) -> Non
 
 def test_run_flags_are_checked(fast_profiles: Path, tiny_samples: dict[str, Path], tmp_path: Path) -> None:
     for args, word in ((["--adaptive", "decidee"], "--adaptive 'decidee': expected `decide` or"),
+                       (["--adaptive", "decide", "--processes", "2"], "cannot be combined with --processes"),
                        (["--policy", str(tmp_path / "none.toml")], "none.toml")):
         r = subprocess.run([*EDGEFARM, "run", "--profiles", str(fast_profiles), "--artifact", str(tiny_samples["onnx"]),
                             "--out", str(tmp_path / "o"), *args], capture_output=True, text=True, timeout=120)
@@ -114,6 +115,10 @@ def test_the_profile_can_ask_for_decide(fast_profiles: Path, tmp_path: Path) -> 
     assert [(g.metric, g.limit) for g in spec.adaptive.gated] == [("latency_ms_p95", 80.0)]  # the profile's budget
     width = build_spec(prof, "/x/a.onnx", "onnx", RunOverrides(adaptive=([95.0], 0.1)), None)
     assert width.adaptive is not None and width.adaptive.mode == "width"  # the command line wins
-    (tmp_path / "bad.toml").write_text(text.replace('"decide"', '"decidee"'))
-    with pytest.raises(ConfigError, match="adaptive_mode"):
-        load_profile(tmp_path / "bad.toml")
+    for sub, bad, word in (("typo", text.replace('"decide"', '"decidee"'), "run.adaptive_mode"),
+                           ("both", text.replace("[run]\n", "[run]\nprocesses = 2\n"),
+                            "run.adaptive_mode.*run.processes = 2")):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "local.toml").write_text(bad)
+        with pytest.raises(ConfigError, match=word):
+            load_profile(tmp_path / sub / "local.toml")

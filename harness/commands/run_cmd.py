@@ -107,6 +107,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     devices = profiles_mod.resolve(args.device or ["local"], _profiles_dir(args))
     artifacts = [inspect(Path(a)) for a in args.artifact]
     pair = pair_plan(args, artifacts)
+    if args.adaptive and args.adaptive.strip().lower() == "decide" and (pair is not None or (args.processes or 1) > 1):
+        raise UserError("--adaptive decide stops one launch on its budgets; it cannot be combined with "
+                        f"{'--baseline-artifact' if pair is not None else '--processes'} (launches combined afterwards)")
     run_id = new_run_id()
     if args.resume and not args.out:
         raise UserError("--resume needs --out RUN_DIR (the run to finish)")
