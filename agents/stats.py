@@ -22,9 +22,7 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 PERCENTILES = (50, 90, 95, 99)
 KINDS = ("quantile", "mean", "rate")
-# Series in run order by design rather than by repetition: per-token latencies rise with the position in
-# each request, which is not noise; their statistics take the samples as independent (no effective n).
-ORDERED_BY_DESIGN = ("itl_ms",)
+ORDERED_BY_DESIGN = ("itl_ms",)  # per-token latencies rise with the position in a request: not noise, no effective n
 
 
 def percentile_type7(sorted_xs: Sequence[float], p: float) -> float:
