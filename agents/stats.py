@@ -372,16 +372,65 @@ def _t_result(mean: float, se: float, df: float, confidence: float, k: int, desi
                      design)
 
 
+@functools.lru_cache(maxsize=128)
+def signed_rank_cdf(k: int) -> Tuple[float, ...]:
+    """P(W+ <= w), w = 0 .. k(k+1)/2, of the Wilcoxon signed-rank statistic of k pairs under no change (exact)."""
+    counts = [1]
+    for r in range(1, k + 1):  # each rank joins the positive sum or not
+        nxt = counts + [0] * r
+        for w, c in enumerate(counts):
+            nxt[w + r] += c
+        counts = nxt
+    total = float(2 ** k)
+    acc, out = 0, []
+    for c in counts:
+        acc += c
+        out.append(acc / total)
+    return tuple(out)
+
+
 def paired_ratio(cand: Sequence[float], base: Sequence[float], confidence: float) -> Optional[RatioTest]:
-    """Paired t on log(cand_i / base_i) of adjacent candidate/baseline blocks (an ABBA session): drift and
-    neighbours hit both blocks of a pair alike and cancel. None below two usable pairs."""
+    """Adjacent candidate/baseline blocks of an ABBA session, on log ratios: the Hodges-Lehmann ratio (median of
+    the Walsh averages) with its exact Wilcoxon signed-rank interval and p. Distribution-free, so one block that
+    a burst of contention hit cannot swing it (a t interval's sd would). Drift and neighbours hit both blocks
+    of a pair alike and cancel. Below 6 pairs no 95% interval excludes no change. None below two pairs."""
     d = [math.log(c / b) for c, b in zip(cand, base) if c > 0.0 and b > 0.0 and math.isfinite(c / b)]
     k = len(d)
     if k < 2:
         return None
-    mean, sd = mean_std(d)
-    assert sd is not None
-    return _t_result(mean, sd / math.sqrt(k), k - 1.0, confidence, k, "paired")
+    walsh = sorted((d[i] + d[j]) / 2.0 for i in range(k) for j in range(i, k))
+    m = len(walsh)
+    point = walsh[m // 2] if m % 2 else (walsh[m // 2 - 1] + walsh[m // 2]) / 2.0
+    cdf = signed_rank_cdf(k)
+    tail = (1.0 - confidence) / 2.0
+    c = max((w for w in range(len(cdf)) if cdf[w] <= tail), default=-1)  # P(W+ <= c) <= tail
+    lo, hi = (walsh[c], walsh[m - 1 - c]) if c >= 0 else (-math.inf, math.inf)  # W_(c+1), W_(m-c)
+    nz = sorted((abs(x), x > 0) for x in d if x != 0.0)
+    if nz:
+        kk = len(nz)
+        ranks = _average_ranks([a for a, _ in nz])
+        wplus = sum(r for r, (_, pos) in zip(ranks, nz) if pos)
+        cdz = signed_rank_cdf(kk)
+        w = int(math.floor(wplus))
+        below = cdz[min(w, len(cdz) - 1)]
+        above = 1.0 - (cdz[int(math.ceil(wplus)) - 1] if math.ceil(wplus) >= 1 else 0.0)
+        p = min(1.0, 2.0 * min(below, above))
+    else:
+        p = 1.0
+    return RatioTest(math.exp(point), (math.exp(lo), math.exp(hi)), p, k, k - 1.0, "paired")
+
+
+def _average_ranks(sorted_abs: Sequence[float]) -> List[float]:
+    """1-based ranks of sorted values, ties given their average rank."""
+    out: List[float] = []
+    i = 0
+    while i < len(sorted_abs):
+        j = i
+        while j + 1 < len(sorted_abs) and sorted_abs[j + 1] == sorted_abs[i]:
+            j += 1
+        out += [(i + j + 2) / 2.0] * (j - i + 1)
+        i = j + 1
+    return out
 
 
 def between_ratio(cand: Sequence[float], base: Sequence[float], confidence: float) -> Optional[RatioTest]:

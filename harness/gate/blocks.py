@@ -1,7 +1,8 @@
 """Run-level evidence for relative rules: the blocks (agent launches) of two records, tested between them.
 
 - Both records from one interleaved A/B session (same `pairing.session`): the j-th candidate block is paired
-  with the j-th baseline block (adjacent in the ABBA order), a paired test on their log ratios.
+  with the j-th baseline block (adjacent in the ABBA order), a paired test on their log ratios (Wilcoxon
+  signed-rank, Hodges-Lehmann ratio and interval).
 - Two runs with >= 2 launches each (`--processes N`): a between-run (Welch) test on their per-launch values.
 - Otherwise there is no run-level evidence: within-run samples alone never make a change significant, because
   the noise that matters (placement, frequency, neighbours) moves a whole run. The statistics are agents.stats'.
