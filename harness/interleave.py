@@ -4,7 +4,7 @@
 shared warmup launch of each (discarded: page cache, frequency ramp, first-touch of the agent), then blocks in
 ABBA order (A B B A A B B A ...), each block a fresh agent launch with the artifact's run control shared out
 over its blocks. Drift, thermals and neighbours then hit both artifacts alike, and each adjacent A/B pair is a
-paired observation for the gate (agents.stats.paired_ratio). Each artifact keeps one record with its blocks
+paired observation for the gate (agents.runlevel.paired_ratio). Each artifact keeps one record with its blocks
 and a `Pairing` naming the session and its partner; the baseline's record is the reference (the gate does
 not judge its budgets).
 """

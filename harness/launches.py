@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from agents import stats as one
+from agents import runlevel as one
 from agents.summary import build_metrics
 from harness.gate.stats import estimator_for
 from harness.metrics import memory_headroom_pct

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents import stats as one
+from agents import runlevel as one
 from fault_helpers import edgefarm, result_lines
 from harness.gate import evaluate, load_policy
 from harness.gate.model import RuleResult

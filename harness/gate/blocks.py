@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from agents import stats as one
+from agents import runlevel as one
 from harness.records import Record
 
 PROCESSES_HINT = "rerun both with `edgefarm run --processes 3`, or measure both in one session with " \
