@@ -55,8 +55,10 @@ def runs_for(series: str, samples: int, new_tokens: int) -> int:
     return int(math.ceil(samples / per_run(series, new_tokens)))
 
 
-def size_run(profile: Profile, names: Sequence[str], fmt: str, policy: Policy, new_tokens: int) -> Sizing:
-    """The policy's and the profile's demands on one cell (device `profile`, artifact `names`: file name, label)."""
+def size_run(profile: Profile, names: Sequence[str], fmt: str, policy: Policy, new_tokens: int, *,
+             relative: bool = True) -> Sizing:
+    """The policy's and the profile's demands on one cell (device `profile`, artifact `names`: file name, label).
+    relative=False: no baseline will be compared (the demo), so the relative rules ask nothing of the run."""
     conf = policy.stats.confidence
     out = Sizing(confidence=conf, policy=policy.source)
     gguf = fmt == "gguf"
@@ -64,7 +66,7 @@ def size_run(profile: Profile, names: Sequence[str], fmt: str, policy: Policy, n
         (metric, f"{rid} ({src})", limit)
         for metric, limit, rid, src in budgets_for(profile.name, profile.device_class, names, policy, profile)]
     rules += [(r.metric, f"{r.name or r.metric} (policy relative[{i}])", None)
-              for i, r in relatives_for(profile.name, profile.device_class, names, policy)]
+              for i, r in relatives_for(profile.name, profile.device_class, names, policy) if relative]
     for metric, why, limit in rules:
         est = estimator_for(metric)
         if est is None or (est.series in LLM_SERIES and not gguf):

@@ -50,6 +50,7 @@ class RunOverrides:
     # stop when all are met; "decide": stop when every budget is decided (agents/sequential.py)
     extra: dict[str, Any] = field(default_factory=dict)
     policy: Policy | None = None  # the gate policy: sizes each run for what it gates (harness/run_sizing.py)
+    relative: bool = True  # size for the policy's relative rules too (off where no baseline will be compared)
 
 
 def run_sizing(profile: Profile, name: str, fmt: str, o: RunOverrides) -> Sizing | None:
@@ -58,7 +59,8 @@ def run_sizing(profile: Profile, name: str, fmt: str, o: RunOverrides) -> Sizing
     decide = o.adaptive == "decide" or (o.adaptive is None and profile.run.adaptive_mode == "decide")
     if o.policy is None and not decide:
         return None
-    return size_run(profile, (name,), fmt, o.policy or load_policy(), profile.run.gguf_new_tokens)
+    return size_run(profile, (name,), fmt, o.policy or load_policy(), profile.run.gguf_new_tokens,
+                    relative=o.relative)
 
 
 def build_spec(profile: Profile, artifact_remote: str, fmt: str, o: RunOverrides, rlimit_mib: int | None,

@@ -25,16 +25,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from harness.samples import write_samples
 
     policy_path = Path(args.policy) if args.policy else (REPO_POLICY if REPO_POLICY.is_file() else None)
-    policy = load_policy(policy_path)  # read first: it sizes the runs (harness/run_sizing.py), then gates them
+    policy = load_policy(policy_path)  # read first: its budgets size the runs (harness/run_sizing.py), then it gates
+    # them; the demo compares with no baseline, so its relative rules size nothing
     progress = ProgressView(quiet=args.quiet)
     samples_dir = Path(args.samples)
     progress.message(f"writing sample students ({args.size}) to {samples_dir} (generated offline, deterministic)")
     paths = write_samples(samples_dir, size=args.size)
     devices = profiles_mod.resolve([args.device], Path(args.profiles) if args.profiles else None)
+    # Stop when the verdict is decided (agents/sequential.py), but not before the profile's own floor of runs and
+    # seconds: on a quiet machine that is the usual run, on a busy one (serially dependent samples) the looks go on
+    # until every budget is decided or max_s. No baseline is compared, so the relative rules size nothing.
+    r = devices[0].run
+    overrides = RunOverrides(policy=policy, relative=False, adaptive="decide", min_runs=r.min_runs, min_s=r.min_s)
     run_id = new_run_id()
     out = Path(args.out) if args.out else Path("runs") / f"demo-{run_id}"
     progress.message(f"run {run_id}: {len(paths)} artifacts on {args.device} -> {out}")
-    result = run_farm(devices, [inspect(p) for p in paths], out, RunOverrides(policy=policy), on_event=progress.event,
+    result = run_farm(devices, [inspect(p) for p in paths], out, overrides, on_event=progress.event,
                       on_record=progress.record, on_message=progress.message, run_id=run_id)
     progress.close()
     print(summary_table(result.records))
