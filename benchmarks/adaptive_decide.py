@@ -65,16 +65,22 @@ def _counts(c: dict[str, int]) -> str:
     return f"{c['pass']}P/{c['fail']}F/{c['open']}?"
 
 
+def sample_spec(a: argparse.Namespace, tmp: Path) -> tuple[Path, dict[str, Any]]:
+    """The artifact (--artifact, or the sample ONNX transformer written to tmp) and the agent spec both modes
+    of benchmarks/adaptive_stopping.py start from."""
+    if a.artifact:
+        artifact = Path(a.artifact)
+    else:
+        from harness.samples import write_samples
+
+        artifact = next(p for p in write_samples(tmp, size=a.size) if p.suffix == ".onnx")
+    return artifact, {"artifact": str(artifact), "threads": a.threads, "warmup_runs": 20, "warmup_min_s": 0.0,
+                      "min_s": 0.0, "timeout_s": a.max_s + 300, "seed": 0}
+
+
 def real(a: argparse.Namespace, run_agent: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
     with tempfile.TemporaryDirectory(prefix="edgefarm-decide-") as tmp:
-        if a.artifact:
-            artifact = Path(a.artifact)
-        else:
-            from harness.samples import write_samples
-
-            artifact = next(p for p in write_samples(Path(tmp), size=a.size) if p.suffix == ".onnx")
-        base: dict[str, Any] = {"artifact": str(artifact), "threads": a.threads, "warmup_runs": 20,
-                                "warmup_min_s": 0.0, "min_s": 0.0, "timeout_s": a.max_s + 300, "seed": 0}
+        artifact, base = sample_spec(a, Path(tmp))
         print(f"real agent: {artifact.name}, threads {a.threads}; per round one fixed {a.runs}-run measurement, then "
               f"one decide run per budget (max_runs {a.runs})")
         print("replay: the rule on the fixed run's own samples (same data: the rule alone; the decide run is a new "

@@ -86,15 +86,10 @@ def main() -> int:
 
         return main_decide(a, run_agent)
     pct = a.percentile
-    with tempfile.TemporaryDirectory(prefix="edgefarm-adaptive-") as tmp:
-        if a.artifact:
-            artifact = Path(a.artifact)
-        else:
-            from harness.samples import write_samples
+    from adaptive_decide import sample_spec
 
-            artifact = next(p for p in write_samples(Path(tmp), size=a.size) if p.suffix == ".onnx")
-        base: dict[str, Any] = {"artifact": str(artifact), "threads": a.threads, "warmup_runs": 20,
-                                "warmup_min_s": 0.0, "min_s": 0.0, "timeout_s": a.max_s + 300, "seed": 0}
+    with tempfile.TemporaryDirectory(prefix="edgefarm-adaptive-") as tmp:
+        artifact, base = sample_spec(a, Path(tmp))
         print(f"artifact: {artifact.name} ({artifact.stat().st_size / 2**20:.1f} MiB), threads {a.threads}, "
               f"p{pct} with its 95% order-statistic interval; width = (hi - lo) / p{pct}")
         print(f"{'round':>5} {'mode':<9} {'runs':>6} {'seconds':>8} {'p50 ms':>8} {f'p{pct} ms':>8} "

@@ -8,7 +8,7 @@
 (b) A/A interleaved: two files of the same architecture (weights from another seed: the same work, other bytes)
     measured with `edgefarm run --artifact X --baseline-artifact Y` and gated as a pair; in half the pairs the
     hog runs for a bounded time inside the session (so it hits some blocks, not all).
-(c) A real slowdown: a deeper student (one more layer) against its base, each measured alone first (the ratio
+(c) A real slowdown: a deeper student (--extra-layers more) against its base, each measured alone first (the ratio
     is printed), then interleaved as in (b): caught = the gate FAILs a relative rule.
 Beside each: a plain 5% threshold on the pooled p95 (pytest-benchmark's way). Fails and inconclusives are
 counted apart: "fail" = some rule's outcome is fail; "inconcl" = none fails but some rule is inconclusive.
@@ -129,7 +129,10 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=8, help="interleaved blocks per artifact")
     ap.add_argument("--threads", type=int, default=1,
                     help="model threads (1: on a shared 2-core machine two threads starve each other's pool)")
-    ap.add_argument("--layers", type=int, default=8, help="layers of the base student; the slow one has one more")
+    ap.add_argument("--layers", type=int, default=8, help="layers of the base student")
+    ap.add_argument("--extra-layers", type=int, default=1,
+                    help="(c): layers the slow student has more (1: ~10-15%% slower on the tiny transformer, "
+                         "measured alone first and printed)")
     ap.add_argument("--hog-s", type=float, default=6.0, help="(b): how long the hog runs inside a session")
     ap.add_argument("--hog-delay-s", type=float, default=4.0, help="(b): when it starts after the session does")
     args = ap.parse_args()
@@ -141,7 +144,7 @@ def main() -> None:
         t = Path(tmp)
         base = write_onnx(t / "student.onnx", replace(TINY, n_layers=args.layers), seed=0)
         twin = write_onnx(t / "student-twin.onnx", replace(TINY, n_layers=args.layers), seed=1)
-        deep = write_onnx(t / "student-deeper.onnx", replace(TINY, n_layers=args.layers + 1), seed=0)
+        deep = write_onnx(t / "student-deeper.onnx", replace(TINY, n_layers=args.layers + args.extra_layers), seed=0)
         print(f"{'part':>4} {'#':>3} {'hog':>4} {'p95 A ms':>9} {'p95 B ms':>9} {'change':>7} {'plain 5%':>8} "
               f"{'gate':>8} {'rc':>3}  load  deciding rule", flush=True)
         if "a" in parts:
