@@ -66,15 +66,22 @@ class Manifest:
     selected: list[Cell] | None = None  # the cells a test selection (pytest -k / -m) kept; None: all of them
 
     @property
+    def every(self) -> list[Cell]:
+        """Every device x artifact cell, selected or not."""
+        return [(d, a.sha256) for d in self.devices for a in self.artifacts]
+
+    @property
     def planned(self) -> list[Cell]:
-        every = [(d, a.sha256) for d in self.devices for a in self.artifacts]
-        return every if self.selected is None else [c for c in every if c in set(self.selected)]
+        if self.selected is None:
+            return self.every
+        keep = set(self.selected)
+        return [c for c in self.every if c in keep]
 
     @property
     def deselected(self) -> list[Cell]:
         """Cells the user's selection left out on purpose: not planned, so never counted as missing."""
-        return [] if self.selected is None else [
-            (d, a.sha256) for d in self.devices for a in self.artifacts if (d, a.sha256) not in set(self.selected)]
+        keep = set(self.every if self.selected is None else self.selected)
+        return [c for c in self.every if c not in keep]
 
     def to_dict(self) -> dict[str, Any]:
         lab = labels(self.artifacts)

@@ -259,7 +259,7 @@ class Orchestrator:
     def select(self, cells: set[Cell]) -> None:
         """Narrow the plan to the cells a test selection kept (pytest -k/-m): the rest are deselected on purpose,
         written as such in run.json, and never count as missing."""
-        every = [(d, a.sha256) for d in self.manifest.devices for a in self.manifest.artifacts]
+        every = self.manifest.every
         if set(every) <= cells:
             return
         self.manifest.selected = [c for c in every if c in cells]

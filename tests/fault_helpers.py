@@ -29,6 +29,22 @@ def edgefarm(tmp: Path, *args: str, timeout: float = 300) -> subprocess.Complete
                           text=True, timeout=timeout)
 
 
+EDGEFARM = [sys.executable, "-m", "harness.cli"]
+FIXTURE_RESULTS = Path(__file__).parent / "fixtures" / "results"
+FIXTURE_POLICY = FIXTURE_RESULTS / "policy.toml"
+
+
+def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The CLI in this process's own environment."""
+    return subprocess.run([*EDGEFARM, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def gate_fixture(run: Path, *extra: str, policy: Path = FIXTURE_POLICY) -> subprocess.CompletedProcess[str]:
+    """`edgefarm gate` on a fixture run directory; the fixture result directory holds no *.toml, so no device
+    profiles: only the policy's budgets apply."""
+    return cli("gate", str(run), "--policy", str(policy), "--profiles", str(FIXTURE_RESULTS / "baseline"), *extra)
+
+
 def start(tmp: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "harness.cli", *args], env=cli_env(tmp), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)

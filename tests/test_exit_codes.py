@@ -16,21 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
-from fault_helpers import children
+from fault_helpers import EDGEFARM, FIXTURE_POLICY, FIXTURE_RESULTS, children, cli, gate_fixture
 
 from harness import errors
 
-RESULTS = Path(__file__).parent / "fixtures" / "results"
-POLICY = RESULTS / "policy.toml"
-EDGEFARM = [sys.executable, "-m", "harness.cli"]
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*EDGEFARM, *args], capture_output=True, text=True, timeout=300)
-
-
-def gate(run: Path, *extra: str, policy: Path = POLICY) -> subprocess.CompletedProcess[str]:
-    return cli("gate", str(run), "--policy", str(policy), "--profiles", str(RESULTS / "baseline"), *extra)
+RESULTS, POLICY = FIXTURE_RESULTS, FIXTURE_POLICY
+gate = gate_fixture
 
 
 def test_the_codes_are_the_documented_ones() -> None:

@@ -6,23 +6,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).parent / "fixtures" / "results"
-POLICY = RESULTS / "policy.toml"
-EDGEFARM = [sys.executable, "-m", "harness.cli"]
+from fault_helpers import FIXTURE_POLICY, FIXTURE_RESULTS, cli, gate_fixture
 
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*EDGEFARM, *args], capture_output=True, text=True, timeout=120)
-
-
-def gate(run: Path, *extra: str, policy: Path = POLICY) -> subprocess.CompletedProcess[str]:
-    # the fixture result directory holds no *.toml: no device profiles, only the policy's budgets apply
-    return cli("gate", str(run), "--policy", str(policy), "--profiles", str(RESULTS / "baseline"), *extra)
+RESULTS, POLICY = FIXTURE_RESULTS, FIXTURE_POLICY
+gate = gate_fixture
 
 
 def records(name: str) -> list[dict[str, Any]]:
