@@ -43,14 +43,14 @@ def adaptive_loop(fn: Callable[[], None], min_runs: int, min_s: float, max_s: fl
     """Run fn until every target percentile's interval is narrower than rel_width x its value and n has reached
     its floor (and min_runs and min_s are met), or max_s has passed; (latencies in ms, wall s, stopping).
 
-    The interval is checked every max(16, n/10) runs, past the timed region: the new runs are appended to a
-    sorted copy and re-sorted (timsort merges the sorted run in linear time), then the binomial ranks are read.
+    The interval is checked every max(16, n/10) runs, past the timed region, with agents.stats.estimate: the
+    interval the record will hold (effective n for serially dependent samples), so a run never stops on a width
+    its own record cannot claim.
     """
     floors = {p: max(mlperf_min_queries(p / 100.0), min_samples_for_percentile(p / 100.0, confidence))
               for p in percentiles}
     pc = clock
     lat: List[float] = []
-    srt: List[float] = []
     widths: Dict[float, Optional[float]] = {}
     next_check, checks, reason = max(16, min_runs, max(floors.values())), 0, "max_s"
     start = pc()
@@ -67,10 +67,8 @@ def adaptive_loop(fn: Callable[[], None], min_runs: int, min_s: float, max_s: fl
             reason = "max_runs"
             break
         if len(lat) >= next_check and el >= min_s:
-            srt.extend(lat[len(srt):])
-            srt.sort()
             checks += 1
-            widths = {p: percentile_rel_width(srt, p, confidence) for p in percentiles}
+            widths = {p: percentile_rel_width(lat, p, confidence) for p in percentiles}
             if all(w is not None and w <= rel_width for w in widths.values()):
                 reason = "ci_width"
                 break
@@ -78,9 +76,8 @@ def adaptive_loop(fn: Callable[[], None], min_runs: int, min_s: float, max_s: fl
         if progress is not None and t1 >= next_report:
             progress(len(lat), el, None)
             next_report = t1 + PROGRESS_EVERY_S
-    if len(srt) != len(lat):
-        srt = sorted(lat)
-        widths = {p: percentile_rel_width(srt, p, confidence) for p in percentiles}
+    if reason != "ci_width":
+        widths = {p: percentile_rel_width(lat, p, confidence) for p in percentiles}
     return lat, el, {"stop_reason": reason, "runs": len(lat), "seconds": round(el, 4), "checks": checks,
                      "adaptive": True, "percentiles": list(percentiles), "rel_width": rel_width,
                      "confidence": confidence, "floors": {"p%g" % p: floors[p] for p in percentiles},

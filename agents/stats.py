@@ -189,13 +189,13 @@ def min_claimable(p: float, confidence: float, n: int = 0, n_eff: Optional[int] 
     return need
 
 
-def percentile_rel_width(sorted_xs: Sequence[float], pct: float, confidence: float) -> Optional[float]:
-    """(hi - lo) / value of the pct-th percentile's interval; None while it has no interval."""
-    ci = percentile_ci(sorted_xs, pct / 100.0, confidence)
-    if ci is None:
+def percentile_rel_width(run_order: Sequence[float], pct: float, confidence: float) -> Optional[float]:
+    """(hi - lo) / value of the pct-th percentile's interval as `estimate` gives it (effective n for serially
+    dependent samples, so in run order); None while it is not claimable."""
+    e = estimate("quantile", run_order, pct / 100.0, confidence)
+    if e.ci is None or e.value is None or e.value <= 0.0:
         return None
-    value = percentile_type7(sorted_xs, pct / 100.0)
-    return None if value <= 0.0 else (ci[1] - ci[0]) / value
+    return (e.ci[1] - e.ci[0]) / e.value
 
 
 def _betacf(a: float, b: float, x: float) -> float:

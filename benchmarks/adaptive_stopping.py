@@ -61,9 +61,9 @@ def summary(res: dict[str, Any], pct: int) -> dict[str, Any]:
         raise SystemExit(f"no p{pct} interval from {len(res['samples']['latency_ms'])} runs: {m['note']}")
     lat = res["samples"]["latency_ms"]
     # from the samples, with the function the agent's loop uses (the metric's interval is rounded to 0.1 us)
-    width = percentile_rel_width(sorted(lat), pct, 0.95)
+    width = percentile_rel_width(lat, pct, 0.95)
     return {"runs": len(lat), "value": m["value"], "ci": (float(m["ci"][0]), float(m["ci"][1])), "width": width,
-            "half_width": percentile_rel_width(sorted(lat[:len(lat) // 2]), pct, 0.95),
+            "half_width": percentile_rel_width(lat[:len(lat) // 2], pct, 0.95),
             "seconds": res["stopping"]["seconds"], "stop_reason": res["stopping"]["stop_reason"],
             "p50": res["metrics"]["latency_ms_p50"]["value"]}
 
