@@ -7,7 +7,10 @@ statistics, the agent never loads a runtime.
 from __future__ import annotations
 
 import sys
-from typing import Dict, List, Optional
+
+TYPE_CHECKING = False  # not typing's: importing typing costs the waiting agent ~0.6 MiB (benchmarks/agent_overhead.py)
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional
 
 USAGE = "usage: python -m agents probe | run SPEC_JSON (JSON text, a file, or -)"
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 import mmap
 import os
 import struct
-from typing import Any, Dict, List, Tuple
+
+TYPE_CHECKING = False  # not typing's: importing typing costs the waiting agent ~0.6 MiB (benchmarks/agent_overhead.py)
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Tuple
 
 FORMATS = ("onnx", "tflite", "gguf")
 

@@ -5,10 +5,16 @@ from __future__ import annotations
 import json
 import math
 import sys
-from typing import IO, Any, Dict, Optional
+
+TYPE_CHECKING = False  # not typing's: importing typing costs the waiting agent ~0.6 MiB (benchmarks/agent_overhead.py)
+if TYPE_CHECKING:
+    from typing import IO, Any, Dict, Optional
+
+    Json = Dict[str, Any]
+else:
+    Json = dict
 
 AGENT_VERSION = "2"
-Json = Dict[str, Any]
 
 
 def emit(obj: Json, fh: Optional[IO[str]] = None) -> None:

@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import math
 import sys
-from typing import Any, Dict, List, Optional
+
+TYPE_CHECKING = False  # not typing's: importing typing costs the waiting agent ~0.6 MiB (benchmarks/agent_overhead.py)
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional
 
 from agents.fields import Fields, _copy
 from agents.formats import FORMATS

@@ -13,13 +13,17 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any, List, Optional, Tuple
+
+TYPE_CHECKING = False  # not typing's: importing typing costs the waiting agent ~0.6 MiB (benchmarks/agent_overhead.py)
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO, List, Optional, Tuple
 
 from agents.procfs import cgroup_oom_kills
 from agents.protocol import Json, emit
 from agents import contention
 from agents.result import AgentResult, looks_like_oom
 from agents.spec import WorkloadSpec
+
 
 class Supervised:
     """What the agent saw of its model process: events, exit status, rusage, whether it was killed."""
@@ -47,9 +51,7 @@ def run_child(spec: WorkloadSpec, res: AgentResult) -> None:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     oom_before = cgroup_oom_kills()
-    import tempfile
-
-    with tempfile.TemporaryFile() as log:
+    with _scratch_file() as log:
         r_fd, w_fd = os.pipe()
         argv = [sys.executable, "-m", "agents", "_child", str(w_fd), json.dumps(spec.to_dict())]
         deadline = time.monotonic() + spec.timeout_s
@@ -75,6 +77,26 @@ def run_child(spec: WorkloadSpec, res: AgentResult) -> None:
         sv.stderr_tail = log.read().decode("utf-8", "replace")
     cg_oom = oom_before is not None and (cgroup_oom_kills() or 0) > oom_before
     fill_result(res, spec, sv, cg_oom)
+
+
+def _scratch_file() -> "BinaryIO":
+    """An unnamed file for the model process's stdout and stderr, in the first writable one of $TMPDIR, $TEMP,
+    $TMP, /tmp, /var/tmp, /data/local/tmp and the working directory (tempfile's rule, without importing tempfile,
+    which costs the waiting agent ~1.1 MiB of resident memory: benchmarks/agent_overhead.py)."""
+    dirs = [os.environ.get(k) for k in ("TMPDIR", "TEMP", "TMP")] + ["/tmp", "/var/tmp", "/data/local/tmp", "."]
+    err: Optional[OSError] = None
+    for d in dirs:
+        if not d:
+            continue
+        path = os.path.join(d, "edgefarm-agent-%d-%d.log" % (os.getpid(), time.monotonic_ns()))
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+        except OSError as e:
+            err = e
+            continue
+        os.unlink(path)  # gone from the directory at once; the open file lives until closed
+        return os.fdopen(fd, "w+b")
+    raise err or OSError("no writable temporary directory")
 
 
 def supervise(proc: "subprocess.Popen[bytes]", r_fd: int, deadline: float) -> Supervised:

@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -115,20 +116,42 @@ def bare_interpreter_rss() -> dict[str, int]:
 
 
 def agent_idle_rss(model: Path, threads: int, agent: Agent | None = None) -> dict[str, int]:
-    """The agent process's RSS while its model process measures (the agent waits on the child)."""
+    """The agent process's RSS while its model process measures (the agent waits on the child): the median of
+    readings every 0.1 s from the `measure` phase event to the `done` one. max_runs is lifted so a fast model
+    measures for min_s, and no reading falls after the measurement, when the agent summarises."""
     argv, env = agent or AGENT
     spec = {"artifact": str(model), "threads": threads, "warmup_runs": 0, "warmup_min_s": 0.0, "min_s": 3.0,
-            "max_s": 10.0, "gguf": {"prompt_tokens": 16, "new_tokens": 16, "repetitions": 1, "n_ctx": 64}}
+            "max_s": 10.0, "max_runs": 10**9,
+            "gguf": {"prompt_tokens": 16, "new_tokens": 16, "repetitions": 1, "n_ctx": 64}}
     p = subprocess.Popen([*argv, "run", json.dumps(spec)], stdout=subprocess.PIPE, text=True, env=env)
     assert p.stdout is not None
-    seen: dict[str, int] = {}
+    readings: list[dict[str, int]] = []
+    measuring = threading.Event()
+    done = threading.Event()
+
+    def poll() -> None:
+        measuring.wait()
+        while not done.wait(0.1):
+            try:
+                readings.append(rss_kib(p.pid))
+            except OSError:
+                return
+
+    poller = threading.Thread(target=poll)
+    poller.start()
     for line in p.stdout:
         ev = json.loads(line)
-        if ev.get("phase") == "measure":
-            time.sleep(1.0)
-            seen = rss_kib(p.pid)
+        if ev.get("event") == "phase" and ev.get("phase") == "measure":
+            measuring.set()
+        elif ev.get("event") == "phase" and ev.get("phase") == "done" or ev.get("event") == "result":
+            done.set()
+    done.set()
+    measuring.set()
+    poller.join()
     p.wait()
-    return seen
+    if not readings:
+        return {}
+    return {k: int(statistics.median(r.get(k, 0) for r in readings)) for k in ("VmRSS", "VmHWM")}
 
 
 Measured = tuple[list[float], float]  # decode tok/s per request, CPU seconds per measured request
@@ -249,24 +272,26 @@ def main() -> int:
             niceness = os.nice(args.nice - niceness)
         except OSError:
             print(f"(could not set niceness {args.nice}; measuring at {niceness})")
-    gguf = args.gguf or default_gguf()
+    gguf = None if args.no_decode else args.gguf or default_gguf()
     a = {"threads": args.threads, "seed": 0, "prompt_tokens": args.prompt_tokens, "new_tokens": args.new_tokens,
          "reps": args.reps, "n_ctx": max(128, args.prompt_tokens + args.new_tokens)}
 
     agents = {"new": AGENT} if args.baseline_agent is None else {"baseline": agent_at(args.baseline_agent),
                                                                     "new": AGENT}
     compare_start(tiny_tflite(), agents, args.start_rounds)
-    if args.no_decode:
-        return 0
     bare = bare_interpreter_rss()
-    idle = agent_idle_rss(gguf, args.threads)
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; niceness {niceness}; python {sys.version.split()[0]}; GGUF {gguf} ({gguf.stat().st_size / 1e6:.1f} MB); "
-          f"threads {args.threads}; prompt {args.prompt_tokens}, new {args.new_tokens}, {args.reps} reps x "
-          f"{args.rounds} rounds")
+    idle_on = tiny_tflite() if gguf is None else gguf
+    idle = agent_idle_rss(idle_on, args.threads)
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; niceness {niceness}; "
+          f"python {sys.version.split()[0]}; agent idle RSS read while it waits on {idle_on.name}")
     print(f"bare interpreter RSS     {bare['VmRSS'] / 1024:7.1f} MiB")
     print(f"agent idle RSS           {idle.get('VmRSS', 0) / 1024:7.1f} MiB (while its model process measures; "
           f"agent peak {idle.get('VmHWM', 0) / 1024:.1f} MiB)")
     print(f"agent overhead           {(idle.get('VmRSS', 0) - bare['VmRSS']) / 1024:+7.1f} MiB over a bare interpreter")
+    if gguf is None:
+        return 0
+    print(f"GGUF {gguf} ({gguf.stat().st_size / 1e6:.1f} MB); threads {args.threads}; prompt {args.prompt_tokens}, "
+          f"new {args.new_tokens}, {args.reps} reps x {args.rounds} rounds")
 
     wall: dict[str, list[float]] = {"agent": [], "direct": []}
     cpu: dict[str, list[float]] = {"agent": [], "direct": []}
