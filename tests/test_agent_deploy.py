@@ -163,3 +163,18 @@ def test_the_model_process_imports_only_what_it_needs() -> None:
 
     path = ROOT / "agents" / "child.py"
     assert file_sha256(str(path)) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_the_waiting_agent_imports_only_what_it_needs() -> None:
+    """What `python -m agents run` holds while it waits on the model process: the supervisor, without typing,
+    tempfile (and its random, shutil), the statistics or the fingerprint - ~1.7 MiB of resident memory on a
+    device that the model cannot use (benchmarks/agent_overhead.py)."""
+    code = ("import json, sys\n"
+            "import agents.__main__, agents.supervisor, agents.procfs, agents.formats\n"
+            "print(json.dumps(sorted(sys.modules)))\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    mods = set(json.loads(subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                                         env=env, check=True).stdout))
+    assert {"agents.supervisor", "agents.spec", "agents.result", "agents.contention", "subprocess"} <= mods
+    assert not mods & {"typing", "tempfile", "random", "shutil", "agents.summary", "agents.stats",
+                       "agents.fingerprint", "agents.child", "agents.loops"}
