@@ -58,6 +58,17 @@ def cmd_run(raw_spec: str) -> int:
         emit(res.to_event())
         return 0
     spec.format = res.format = fmt
+    alt = spec.alternate
+    if alt is not None:
+        try:
+            afmt = detect_format(alt.artifact)
+            if alt.format is not None and alt.format != afmt:
+                raise ArtifactError("%s: spec says format %s but the bytes are %s" % (alt.artifact, alt.format, afmt))
+        except ArtifactError as e:
+            res.message = str(e)
+            emit(res.to_event())
+            return 0
+        alt.format = afmt
     res.workload = spec.to_dict()
     from agents.supervisor import run_child
     run_child(spec, res)

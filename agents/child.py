@@ -12,8 +12,8 @@ import sys
 import time
 from typing import Any, Dict, List, Optional
 
-from agents.backends import ModelMismatch, import_failure, make_backend
-from agents.loops import adaptive_loop, decide_loop, timed_loop
+from agents.backends import Backend, ModelMismatch, import_failure, make_backend
+from agents.loops import adaptive_loop, alternating_loop, decide_loop, timed_loop
 from agents.procfs import cpus, proc_status, reset_hwm
 from agents.protocol import Json, emit
 from agents.result import looks_like_oom
@@ -105,6 +105,24 @@ def child_main(fd: int, raw_spec: str) -> int:
             backend = make_backend(spec)
         except ImportError as e:
             return finish(*import_failure(fmt, e, spec.rlimit_as_mib))
+        alt = spec.alternate
+        other: Optional[Backend] = None  # the alternate model's backend (spec.alternate)
+        raw_b: Json = {}
+        if alt is not None:
+            at = spec.artifact
+            spec.artifact = alt.artifact  # errors from here until it is loaded name the alternate's file
+            found["alternate"] = {"artifact_sha256": file_sha256(alt.artifact)}
+            if alt.artifact_sha256 is not None and found["alternate"]["artifact_sha256"] != alt.artifact_sha256:
+                return finish("error", "%s: artifact sha256 mismatch: expected %s, the file on the device has %s "
+                              "(changed after it was staged); not measured"
+                              % (alt.artifact, alt.artifact_sha256, found["alternate"]["artifact_sha256"]))
+            spec_b = WorkloadSpec.from_dict(dict(spec.to_dict(), format=alt.format, artifact_sha256=None,
+                                                 alternate=None))
+            spec.artifact = at
+            try:
+                other = make_backend(spec_b)
+            except ImportError as e:
+                return finish(*import_failure(alt.format or "", e, spec.rlimit_as_mib))
         raw: Json = {}
         samples: Dict[str, List[float]] = {}
         before = proc_status()
@@ -113,23 +131,48 @@ def child_main(fd: int, raw_spec: str) -> int:
         backend.load()
         raw["load_time_ms"] = (time.perf_counter() - t0) * 1e3
         after = proc_status()
-        if "VmRSS" in before and "VmRSS" in after:
-            raw["load_footprint_mib"] = after["VmRSS"] - before["VmRSS"]
-        raw["peak_rss_load_mib"] = after.get("VmHWM")
-        raw["hwm_reset"] = spec.reset_hwm and "VmHWM" in after and reset_hwm()
+        if other is None:
+            if "VmRSS" in before and "VmRSS" in after:
+                raw["load_footprint_mib"] = after["VmRSS"] - before["VmRSS"]
+            raw["peak_rss_load_mib"] = after.get("VmHWM")
+            raw["hwm_reset"] = spec.reset_hwm and "VmHWM" in after and reset_hwm()
+        else:  # both models resident: the process's memory is neither's (their own launches measure it)
+            raw["hwm_reset"] = False
+            at, spec.artifact = spec.artifact, other.spec.artifact  # a failure here names the alternate's file
+            t0 = time.perf_counter()
+            other.load()
+            raw_b["load_time_ms"] = (time.perf_counter() - t0) * 1e3
+            other.prepare()
+            found["alternate"]["input_shapes"] = other.input_shapes
+            spec.artifact = at
         backend.prepare()
         found["input_shapes"] = backend.input_shapes
         phase("first")
         t0 = time.perf_counter()
         backend.run_once()
         raw["first_inference_ms"] = (time.perf_counter() - t0) * 1e3
+        if other is not None:
+            t0 = time.perf_counter()
+            other.run_once()
+            raw_b["first_inference_ms"] = (time.perf_counter() - t0) * 1e3
         phase("warmup")
-        timed_loop(backend.run_once, spec.warmup_runs, spec.warmup_min_s, spec.max_s)
+        if other is None:
+            timed_loop(backend.run_once, spec.warmup_runs, spec.warmup_min_s, spec.max_s)
+        else:
+            alternating_loop(backend.run_once, other.run_once, 1, spec.warmup_runs, spec.warmup_min_s, spec.max_s)
         phase("measure")
         runs = spec.gguf.repetitions if fmt == "gguf" else spec.min_runs
         backend.recording = True
         ad = spec.adaptive
-        if ad is not None and ad.mode == "decide":
+        lat_b: List[float] = []
+        if other is not None and alt is not None:
+            other.recording = True
+            lat, lat_b, wall = alternating_loop(backend.run_once, other.run_once, alt.every, runs, spec.min_s,
+                                                spec.max_s, max(runs, spec.max_runs), progress=progress)
+            stopping = {"stop_reason": "min_runs_and_min_s" if len(lat) >= runs and wall >= spec.min_s else
+                        "max_runs" if len(lat) >= spec.max_runs else "max_s", "runs": len(lat),
+                        "seconds": round(wall, 4), "adaptive": False, "alternating_every": alt.every}
+        elif ad is not None and ad.mode == "decide":
             gated = [Gated(g.metric, g.series, g.kind, g.p, g.limit, g.lower_is_better, g.per_run) for g in ad.gated]
             lat, wall, stopping = decide_loop(backend.run_once, runs, spec.min_s, spec.max_s, gated, spec.confidence,
                                               ad.looks, ad.growth, lambda: backend.samples,
@@ -151,8 +194,15 @@ def child_main(fd: int, raw_spec: str) -> int:
             samples[k] = [round(x, 6) for x in v]
         # Samples go out before the last VmHWM read, so the peak covers their encoding too and the
         # figure stays comparable with wait4()'s ru_maxrss.
-        emit({"event": "child_samples", "samples": samples}, out)
+        sent: Json = {"event": "child_samples", "samples": samples}
+        if other is not None:
+            sent["alternate_samples"] = dict({"latency_ms": [round(x, 6) for x in lat_b]},
+                                             **{k: [round(x, 6) for x in v] for k, v in other.samples.items()})
+        emit(sent, out)
         end = proc_status()
+        if other is not None:  # runs / wall would count the other model's time: no throughput; no memory figures
+            found["alternate"].update(raw=raw_b, runtime=other.runtime)
+            return finish("ok", None, raw=raw, runtime=backend.runtime, stopping=stopping)
         raw["throughput_per_s"] = len(lat) / wall if wall > 0 else None
         raw["rss_anon_mib"], raw["rss_file_mib"] = end.get("RssAnon"), end.get("RssFile")
         if raw["hwm_reset"]:

@@ -37,6 +37,37 @@ def timed_loop(fn: Callable[[], None], min_runs: int, min_s: float, max_s: float
             next_report = t1 + PROGRESS_EVERY_S
 
 
+def alternating_loop(fa: Callable[[], None], fb: Callable[[], None], every: int, min_runs: int, min_s: float,
+                     max_s: float, max_runs: int = 10 ** 9,
+                     progress: Optional[Progress] = None) -> Tuple[List[float], List[float], float]:
+    """Two models in turns of `every` requests, ABBA (A B, B A, A B, ...), each request timed alone, until both
+    have min_runs and min_s has passed, or max_s, or max_runs each; (latencies of A ms, of B ms, wall s).
+    Whatever drifts (frequency, neighbours, a host's speed) hits both within a turn of each other."""
+    pc = time.perf_counter
+    lat: Tuple[List[float], List[float]] = ([], [])
+    fns = (fa, fb)
+    start = pc()
+    next_report = start + PROGRESS_EVERY_S
+    turn = 0
+    while True:
+        for who in ((0, 1) if turn % 2 == 0 else (1, 0)):
+            fn, out = fns[who], lat[who]
+            for _ in range(every):
+                t0 = pc()
+                fn()
+                t1 = pc()
+                out.append((t1 - t0) * 1e3)
+        turn += 1
+        el = pc() - start
+        n = min(len(lat[0]), len(lat[1]))
+        if (n >= min_runs and el >= min_s) or el >= max_s or n >= max_runs:
+            return lat[0], lat[1], el
+        if progress is not None and start + el >= next_report:
+            need_runs = (min_runs - n) * el / n
+            progress(n, el, min(max_s - el, max(min_s - el, need_runs, 0.0)))
+            next_report = start + el + PROGRESS_EVERY_S
+
+
 def adaptive_loop(fn: Callable[[], None], min_runs: int, min_s: float, max_s: float, percentiles: Sequence[float],
                   rel_width: float, confidence: float, clock: Callable[[], float] = time.perf_counter,
                   max_runs: int = 10 ** 9, progress: Optional[Progress] = None) -> Tuple[List[float], float, Json]:

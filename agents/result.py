@@ -38,6 +38,8 @@ class AgentResult(Fields):
     input_shapes: Dict[str, List[int]] = {}  # what the model was fed
     artifact_sha256: Optional[str] = None  # of the bytes the model process loaded, hashed before loading
     workload: Json = {}  # the WorkloadSpec used, defaults filled
+    alternate: Optional[Json] = None  # spec.alternate: the second model's artifact_sha256, runtime, input_shapes,
+    # samples and metrics (no memory figures: both models shared the process)
 
     def to_event(self) -> Json:
         out: Json = {"event": "result"}

@@ -66,6 +66,17 @@ class AdaptiveSpec(Fields):
     growth: float = 2.0
 
 
+class AlternateSpec(Fields):
+    """A second model measured in the same process, requests alternating with the first's in turns of `every`
+    (A..A B..B, B..B A..A, ...): an interleaved A/B session's unit when `--interleave requests`. Both models are
+    resident, so the process's memory figures belong to neither and are not reported."""
+
+    artifact: str = ""
+    format: Optional[str] = None
+    artifact_sha256: Optional[str] = None
+    every: int = 1  # requests per turn
+
+
 class WorkloadSpec(Fields):
     """Run control for one artifact (agents/README.md, "Spec")."""
 
@@ -90,6 +101,7 @@ class WorkloadSpec(Fields):
     backend: Optional[str] = None  # accelerator asked for (BACKENDS); null: the runtime's default CPU path
     gguf: GgufSpec = GgufSpec()
     adaptive: Optional[AdaptiveSpec] = None
+    alternate: Optional[AlternateSpec] = None
 
     def to_dict(self) -> Json:
         """Every key, defaults filled, as JSON-ready values."""
@@ -107,6 +119,8 @@ class WorkloadSpec(Fields):
             a["gated"] = [GatedSpec(**_typed(g, GatedSpec, "%s.adaptive.gated[%d]" % (where, i)))
                           for i, g in enumerate(a.get("gated", []))]
         vals["adaptive"] = None if a is None else AdaptiveSpec(**a)
+        alt = vals.get("alternate")
+        vals["alternate"] = None if alt is None else AlternateSpec(**_typed(alt, AlternateSpec, where + ".alternate"))
         spec = cls(**vals)
         spec.check(where)
         return spec
@@ -121,7 +135,7 @@ class WorkloadSpec(Fields):
         if self.format is not None and self.format not in FORMATS:
             raise bad("format", "%r is not one of %s or null" % (self.format, ", ".join(FORMATS)))
         sha = self.artifact_sha256
-        if sha is not None and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
+        if sha is not None and not _is_sha256(sha):
             raise bad("artifact_sha256", "expected 64 lowercase hex digits, got %r" % sha)
         if not 0.5 <= self.confidence < 1.0:
             raise bad("confidence", "%r must be in [0.5, 1)" % self.confidence)
@@ -159,6 +173,22 @@ class WorkloadSpec(Fields):
                 raise SpecError("%s.adaptive.rel_width: must be > 0 (e.g. 0.05: interval width 5%% of the value)"
                                 % where)
             _check_decide(a, where + ".adaptive")
+        alt = self.alternate
+        if alt is not None:
+            if not alt.artifact:
+                raise bad("alternate.artifact", "missing (path of the second model file on this device)")
+            if alt.format is not None and alt.format not in FORMATS:
+                raise bad("alternate.format", "%r is not one of %s or null" % (alt.format, ", ".join(FORMATS)))
+            if alt.artifact_sha256 is not None and not _is_sha256(alt.artifact_sha256):
+                raise bad("alternate.artifact_sha256", "expected 64 lowercase hex digits, got %r" % alt.artifact_sha256)
+            if alt.every < 1:
+                raise bad("alternate.every", "requests per turn, >= 1, got %r" % alt.every)
+            if a is not None:
+                raise bad("alternate", "alternating requests use fixed counts: drop `adaptive`")
+
+
+def _is_sha256(s: str) -> bool:
+    return len(s) == 64 and all(c in "0123456789abcdef" for c in s)
 
 
 def _check_decide(a: AdaptiveSpec, where: str) -> None:
@@ -185,6 +215,7 @@ def _check_decide(a: AdaptiveSpec, where: str) -> None:
 DEFAULTS = WorkloadSpec()  # the defaults, for the harness (profiles) to import
 GGUF_DEFAULTS = GgufSpec()
 ADAPTIVE_DEFAULTS = AdaptiveSpec()
+ALTERNATE_DEFAULTS = AlternateSpec()
 
 # key -> (kind, null allowed); kinds are checked by _value
 _KINDS: Dict[str, Any] = {
@@ -194,6 +225,7 @@ _KINDS: Dict[str, Any] = {
     "seed": ("int", False), "timeout_s": ("num", False), "pin_cpus": ("ints", True), "rlimit_as_mib": ("num", True),
     "dynamic_dims": ("dims", False), "input_shapes": ("shapes", False), "confidence": ("num", False),
     "reset_hwm": ("bool", False), "backend": ("str", True), "gguf": ("obj", True), "adaptive": ("obj", True),
+    "alternate": ("obj", True), "every": ("int", False),
     "prompt_tokens": ("int", False), "new_tokens": ("int", False), "repetitions": ("int", False),
     "n_ctx": ("int", False), "prompt": ("str", True), "percentiles": ("nums", False), "rel_width": ("num", False),
     "mode": ("str", False), "gated": ("objs", False), "looks": ("int", False), "growth": ("num", False),

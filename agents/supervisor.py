@@ -31,6 +31,7 @@ class Supervised:
     def __init__(self) -> None:
         self.child: Optional[Json] = None  # the child_result event
         self.samples: Json = {}
+        self.alternate_samples: Optional[Json] = None  # spec.alternate: the second model's samples
         self.phases: List[Json] = []
         self.hosts: List[Json] = []  # the host's CPU pressure/steal counters as each phase event arrived
         self.status = 0
@@ -123,6 +124,7 @@ def supervise(proc: "subprocess.Popen[bytes]", r_fd: int, deadline: float) -> Su
                 sv.child = ev
             elif kind == "child_samples":
                 sv.samples = ev.get("samples") or {}
+                sv.alternate_samples = ev.get("alternate_samples")
 
     eof = False
     reaped: Optional[Tuple[int, Any]] = None
@@ -179,6 +181,13 @@ def fill_result(res: AgentResult, spec: WorkloadSpec, sv: Supervised, cg_oom: bo
 
             res.metrics = build_metrics(child["raw"], sv.samples, spec.confidence)
             res.os_peak_rss_equals = "peak_rss_inference_mib" if child["raw"].get("hwm_reset") else "peak_rss_mib"
+            alt = child.get("alternate")
+            if spec.alternate is not None and isinstance(alt, dict):  # the second model's figures, same code
+                res.os_peak_rss_equals = None  # both models' process: neither's peak
+                res.alternate = {"artifact_sha256": alt.get("artifact_sha256"), "runtime": alt.get("runtime") or {},
+                                 "input_shapes": alt.get("input_shapes") or {}, "samples": sv.alternate_samples or {},
+                                 "metrics": build_metrics(alt.get("raw") or {}, sv.alternate_samples or {},
+                                                          spec.confidence)}
     capped = spec.rlimit_as_mib is not None
     cap = " under rlimit_as_mib=%g" % spec.rlimit_as_mib if spec.rlimit_as_mib is not None else ""
     tail, status = sv.stderr_tail, sv.status

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from harness.launches import combine, split_overrides
-from harness.records import ArtifactInfo, Pairing, PairRole, Record
+from harness.launches import MAX_OVER_LAUNCHES, combine, split_overrides
+from harness.metrics import memory_headroom_pct
+from harness.records import ArtifactInfo, InterleaveUnit, Metric, Pairing, PairRole, Record
 from harness.runner import DeviceSession, EventSink, RunOverrides, failed_record
 
 
 ROLES: tuple[PairRole, PairRole] = ("candidate", "baseline")
+ALTERNATE_EVERY = 1  # --interleave requests: requests per turn (A B, B A, ...): the tightest pairing
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class PairPlan:
     candidate: ArtifactInfo
     baseline: ArtifactInfo
     blocks: int | None = None
+    unit: InterleaveUnit | None = None  # None: the profile's run.interleave_unit
 
 
 def abba(blocks_each: int) -> list[PairRole]:
@@ -61,16 +64,31 @@ def run_pair(session: DeviceSession, plan: PairPlan, run_id: str, overrides: Run
     done: dict[PairRole, list[tuple[int, Record]]] = {"candidate": [], "baseline": []}
     stopped: Record | None = None  # the launch that ended the session early
     warm: dict[PairRole, Record] = {}
-    for role in ROLES:  # the shared warmup, discarded unless it fails
+    for role in ROLES:  # the shared warmup (each artifact alone: its memory figures when alternating requests)
         if cancelled():
             break
         w = session.run_artifact(arts[role], run_id, per_block[role], on_event)
+        warm[role] = w
         if w.status != "ok":
             w.message = f"warmup launch: {w.message or w.status}"
-            warm[role], stopped = w, w
+            stopped = w
             break
+    unit = plan.unit or profile.run.interleave_unit
     order = abba(k)
-    if stopped is None:
+    if stopped is None and unit == "requests":
+        for j in range(k):  # launch j holds block j of both; the one loaded first alternates with j
+            if cancelled():
+                break
+            first: PairRole = "candidate" if j % 2 == 0 else "baseline"
+            second: PairRole = "baseline" if first == "candidate" else "candidate"
+            r1, r2 = session.run_alternating(arts[first], arts[second], ALTERNATE_EVERY, run_id, per_block[first],
+                                             on_event)
+            done[first].append((2 * j, r1))
+            done[second].append((2 * j + 1, r2))
+            if r1.status != "ok" or r2.status != "ok":
+                stopped = r1 if r1.status != "ok" else r2
+                break
+    elif stopped is None:
         for j, role in enumerate(order):
             if cancelled():
                 break
@@ -86,7 +104,9 @@ def run_pair(session: DeviceSession, plan: PairPlan, run_id: str, overrides: Run
         art = arts[role]
         if done[role]:
             rec = combine(done[role], role)
-        elif role in warm:
+            if unit == "requests" and role in warm and warm[role].status == "ok":
+                _own_memory(rec, warm[role])
+        elif role in warm and warm[role].status != "ok":
             rec = warm[role]
         else:
             why = interrupt_message() if cancelled() else \
@@ -100,9 +120,20 @@ def run_pair(session: DeviceSession, plan: PairPlan, run_id: str, overrides: Run
         elif rec.status == "ok" and ran < len(order) and stopped is not None and stopped.status == "device_lost":
             rec.status, rec.message = "device_lost", f"interleaved session ended early: {stopped.message}"
         rec.pairing = Pairing(session=sid, role=role, partner_sha256=partner[role].sha256, order="ABBA",
-                              blocks_each=k)
+                              blocks_each=k, unit=unit)
         out[role] = rec
     return _ordered(out)
+
+
+def _own_memory(rec: Record, alone: Record) -> None:
+    """Memory (and peak power) figures from the artifact's own launch: the alternating launches held both models."""
+    for name in MAX_OVER_LAUNCHES:
+        m = alone.metrics.get(name)
+        if m is not None:
+            rec.metrics[name] = replace(m, note="from this artifact's own (warmup) launch: the alternating launches "
+                                                "held both models")
+    if (h := memory_headroom_pct(rec.device.ram_mib, rec.value("peak_rss_mib"))) is not None:
+        rec.metrics["memory_headroom_pct"] = Metric(value=round(h, 2), unit="%")
 
 
 def _ordered(recs: dict[PairRole, Record]) -> list[Record]:

@@ -31,7 +31,7 @@ from harness.runner import RunOverrides, build_spec
 from harness.profiles import Profile
 
 MAX_LAUNCHES = 64
-_MAX_OVER_LAUNCHES = ("peak_rss_mib", "peak_rss_load_mib", "peak_rss_inference_mib", "rss_anon_mib",
+MAX_OVER_LAUNCHES = ("peak_rss_mib", "peak_rss_load_mib", "peak_rss_inference_mib", "rss_anon_mib",
                       "rss_file_mib", "load_footprint_mib", "power_w_peak")
 _RECOMPUTED = ("memory_headroom_pct",)
 _WORST_FIRST = ("device_lost", "crashed", "oom", "timeout", "error", "skipped")
@@ -68,7 +68,7 @@ def block_of(rec: Record, index: int, role: BlockRole) -> Block:
 
 
 def _combine_single(name: str, values: list[float], launches: Sequence[Record]) -> float:
-    if name in _MAX_OVER_LAUNCHES:
+    if name in MAX_OVER_LAUNCHES:
         return max(values)
     if name == "throughput_per_s":
         n = [len(r.samples.get("latency_ms", [])) for r in launches if r.value(name)]
@@ -107,7 +107,7 @@ def combine(indexed: Sequence[tuple[int, Record]], role: BlockRole) -> Record:
         vals = [v for r in ok if (v := r.value(name)) is not None and math.isfinite(v)]
         unit = next(r.metrics[name].unit for r in ok if name in r.metrics)
         raw[name] = _combine_single(name, vals, ok) if vals else math.nan
-        rule = "max" if name in _MAX_OVER_LAUNCHES else "all runs / all time" if name == "throughput_per_s" \
+        rule = "max" if name in MAX_OVER_LAUNCHES else "all runs / all time" if name == "throughput_per_s" \
             else "median"
         rec.metrics[name] = Metric(value=None if not vals else raw[name], unit=unit, n=len(vals),
                                    note=f"{rule} over {len(vals)} launches" if len(vals) > 1 else None)

@@ -16,6 +16,7 @@ from agents.spec import ADAPTIVE_DEFAULTS as ADAPTIVE
 from agents.spec import DEFAULTS as SPEC  # run-control defaults live in the agent's spec, once
 from harness.config import EnvStr, bounded, parse_dataclass, read_toml
 from harness.errors import ConfigError, UserError
+from harness.records import InterleaveUnit
 from harness.metrics import METRICS
 from harness.native.config import AgentFlavour, Backend, NativeConfig
 
@@ -82,6 +83,7 @@ class RunConfig:
     adaptive_mode: Literal["width", "decide"] = "width"  # "decide": stop when every budget is decided
     processes: int = bounded(1, ge=1, le=64)  # agent launches per cell (asv's processes): run-level evidence
     interleave_blocks: int = bounded(8, ge=2, le=64)  # --baseline-artifact: blocks per artifact, ABBA order
+    interleave_unit: InterleaveUnit = "launches"  # what alternates: launches, or requests within each launch
 
 
 @dataclass

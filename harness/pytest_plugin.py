@@ -28,7 +28,8 @@ STATE = pytest.StashKey[EdgefarmState]()
 _ENV = {"device": "EDGEFARM_DEVICE", "artifact": "EDGEFARM_ARTIFACT", "policy": "EDGEFARM_POLICY",
         "baseline": "EDGEFARM_BASELINE", "golden": "EDGEFARM_GOLDEN", "out": "EDGEFARM_OUT",
         "profiles": "EDGEFARM_PROFILES", "skip_unreachable": "EDGEFARM_SKIP_UNREACHABLE",
-        "backend": "EDGEFARM_BACKEND", "baseline_artifact": "EDGEFARM_BASELINE_ARTIFACT"}
+        "backend": "EDGEFARM_BACKEND", "baseline_artifact": "EDGEFARM_BASELINE_ARTIFACT",
+        "interleave": "EDGEFARM_INTERLEAVE"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -43,6 +44,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--baseline-artifact", dest="edgefarm_baseline_artifact", metavar="PATH",
                 help="interleaved A/B: measure the one --artifact and this baseline in one device session (ABBA "
                      "blocks); relative rules judge the pair; env EDGEFARM_BASELINE_ARTIFACT")
+    g.addoption("--interleave", dest="edgefarm_interleave", choices=("launches", "requests"),
+                help="with --baseline-artifact: alternate launches, or requests within each launch (both models "
+                     "loaded at once; tighter pairs); default the profile's [run] interleave_unit; "
+                     "env EDGEFARM_INTERLEAVE")
     g.addoption("--golden", dest="edgefarm_golden", metavar="SUITE", help="golden suite JSONL; env EDGEFARM_GOLDEN")
     g.addoption("--edgefarm-out", dest="edgefarm_out", metavar="DIR",
                 help="run directory for results and reports; env EDGEFARM_OUT (default runs/pytest-<id>)")
@@ -164,7 +169,10 @@ def _pair_plan(config: pytest.Config, entries: list[Any]) -> Any:
         raise pytest.UsageError(f"edgefarm: --baseline-artifact {path}: the same bytes as --artifact "
                                 f"{usable[0].path}; compare two different files")
     entries.append(ArtifactEntry(Path(path), base, None))
-    return PairPlan(usable[0].info, base)
+    unit = _opt(config, "interleave")
+    if unit not in (None, "", "launches", "requests"):
+        raise pytest.UsageError(f"edgefarm: --interleave / EDGEFARM_INTERLEAVE: {unit!r} is not launches or requests")
+    return PairPlan(usable[0].info, base, unit=unit or None)
 
 
 def _min_processes(config: pytest.Config, pair: Any) -> int:

@@ -162,9 +162,11 @@ def check_blocks(d: dict[str, Any]) -> None:
                 raise RecordError(f"{where}.stats.{name}", f"expected a number or null, got {json_type(v)}")
     pair = _need(d, "pairing", "", "object", "null", required=False)
     if pair is not None:
-        _only(pair, "pairing", ("session", "role", "partner_sha256", "order", "blocks_each"))
+        _only(pair, "pairing", ("session", "role", "partner_sha256", "order", "blocks_each", "unit"))
         _need(pair, "session", "pairing", "string")
         _enum(pair, "role", "pairing", ("candidate", "baseline"))
         _need(pair, "partner_sha256", "pairing", "string")
         _need(pair, "order", "pairing", "string", required=False)
         _need(pair, "blocks_each", "pairing", "integer", required=False)
+        if "unit" in pair:
+            _enum(pair, "unit", "pairing", ("launches", "requests"))

@@ -75,6 +75,7 @@ class DeviceInfo:
 
 BlockRole = Literal["launch", "candidate", "baseline"]
 PairRole = Literal["candidate", "baseline"]
+InterleaveUnit = Literal["launches", "requests"]  # what alternates in an A/B session (harness/interleave.py)
 
 
 @dataclass
@@ -98,6 +99,7 @@ class Pairing:
     partner_sha256: str
     order: str = "ABBA"
     blocks_each: int = 0
+    unit: InterleaveUnit = "launches"  # a block is one artifact's launch, or its share of an alternating launch
 
 
 @dataclass

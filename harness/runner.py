@@ -17,7 +17,7 @@ from typing import Any, Literal
 from agents import contention
 from agents.protocol import parse_event
 from agents.result import AgentResult
-from agents.spec import SpecError, WorkloadSpec
+from agents.spec import AlternateSpec, SpecError, WorkloadSpec
 from harness import deploy, thermal
 from harness.devicecheck import blockers
 from harness.native.session import NativeAgent, wants_native
@@ -25,7 +25,7 @@ from harness.errors import ConfigError, DeviceError, DeviceLost, UserError
 from harness.gate.policy import Policy, load_policy
 from harness.metrics import METRICS
 from harness.profiles import Profile
-from harness.run_hooks import AgentRun, hooks_for, settle_status
+from harness.run_hooks import AgentRun, EnergyHook, hooks_for, settle_status
 from harness.provenance import Provenance, PushInfo
 from harness.run_sizing import Sizing, size_run
 from harness.records import ArtifactInfo, DeviceInfo, Metric, Record, now_rfc3339
@@ -154,31 +154,55 @@ class DeviceSession:
     def run_artifact(self, artifact: ArtifactInfo, run_id: str, overrides: RunOverrides,
                      on_event: EventSink | None = None) -> Record:
         """Stage and measure one artifact; never raises for device trouble, returns a Record saying what happened."""
+        return self._launch(artifact, None, run_id, overrides, on_event)[0]
+
+    def run_alternating(self, first: ArtifactInfo, second: ArtifactInfo, every: int, run_id: str,
+                        overrides: RunOverrides, on_event: EventSink | None = None) -> tuple[Record, Record]:
+        """Both artifacts in one model process, their requests alternating in turns of `every` (the agent's
+        spec.alternate); a record each, sharing the launch's status. No memory or energy figures: both models
+        were resident and measured together."""
+        first_rec, second_rec = self._launch(first, (second, every), run_id, overrides, on_event)
+        assert second_rec is not None
+        return first_rec, second_rec
+
+    def _launch(self, artifact: ArtifactInfo, partner: tuple[ArtifactInfo, int] | None, run_id: str,
+                overrides: RunOverrides, on_event: EventSink | None) -> tuple[Record, Record | None]:
         started = now_rfc3339()
-        rec = Record(run_id=run_id, device=self.device_info(), artifact=artifact, status="error",
-                     started_at=started, finished_at=started, provenance=self._provenance())
+        arts = [artifact] if partner is None else [artifact, partner[0]]
+        recs = [Record(run_id=run_id, device=self.device_info(), artifact=a, status="error", started_at=started,
+                       finished_at=started, provenance=self._provenance()) for a in arts]
 
         def emit(event: dict[str, Any]) -> None:
             if on_event:
                 on_event(self.profile.name, artifact.name, event)
 
         try:
-            staged = deploy.stage(self.transport, self.python, self.workdir, Path(artifact.path),
-                                  progress=lambda done, total: emit({"event": "push", "done": done, "total": total}))
-            self.bytes_sent += staged.stats.bytes_sent
-            rec.provenance.push = PushInfo(bytes_sent=staged.stats.bytes_sent, skipped=staged.stats.skipped,
-                                           seconds=round(staged.stats.seconds, 3), remote_path=staged.remote)
-            self._measure(rec, staged.remote, overrides, emit)
+            remotes = []
+            for rec in recs:
+                staged = deploy.stage(self.transport, self.python, self.workdir, Path(rec.artifact.path),
+                                      progress=lambda done, total: emit({"event": "push", "done": done,
+                                                                         "total": total}))
+                self.bytes_sent += staged.stats.bytes_sent
+                rec.provenance.push = PushInfo(bytes_sent=staged.stats.bytes_sent, skipped=staged.stats.skipped,
+                                               seconds=round(staged.stats.seconds, 3), remote_path=staged.remote)
+                remotes.append(staged.remote)
+            self._measure(recs[0], remotes[0], overrides, emit,
+                          None if partner is None else (recs[1], remotes[1], partner[1]))
         except DeviceLost as e:
-            rec.status, rec.message = "device_lost", str(e)
+            for rec in recs:
+                rec.status, rec.message = "device_lost", str(e)
         except DeviceError as e:
-            rec.status, rec.message = "error", str(e)
+            for rec in recs:
+                rec.status, rec.message = "error", str(e)
         except UserError as e:  # a workload the spec refuses (checked before a run starts; kept as a cell error)
-            rec.status, rec.message = "error", f"invalid workload for {artifact.name}: {e}"
-        rec.finished_at = now_rfc3339()
-        return rec
+            for rec in recs:
+                rec.status, rec.message = "error", f"invalid workload for {artifact.name}: {e}"
+        for rec in recs:
+            rec.finished_at = now_rfc3339()
+        return recs[0], (recs[1] if partner is not None else None)
 
-    def _measure(self, rec: Record, remote: str, o: RunOverrides, emit: Callable[[dict[str, Any]], None]) -> None:
+    def _measure(self, rec: Record, remote: str, o: RunOverrides, emit: Callable[[dict[str, Any]], None],
+                 partner: tuple[Record, str, int] | None = None) -> None:
         cap = self.transport.memory_cap
         rlimit = cap.limit_mib if cap is not None and cap.cgroup is None else None
         spec = build_spec(self.profile, remote, rec.artifact.format, o, rlimit, sha256=rec.artifact.sha256,
@@ -186,6 +210,15 @@ class DeviceSession:
         if self.native is not None and spec.adaptive is not None and spec.adaptive.mode == "decide":
             raise UserError(f"--adaptive decide: device {self.profile.name} runs the native agent, which drives "
                             "the runtimes' own tools and cannot stop on a verdict; run it without --adaptive decide")
+        if partner is not None:
+            if self.native is not None:
+                raise UserError(f"--interleave requests: device {self.profile.name} runs the native agent, which "
+                                "runs one model per tool launch; use --interleave launches")
+            prec, premote, every = partner
+            spec.adaptive = None
+            spec.alternate = AlternateSpec(artifact=premote, format=prec.artifact.format,
+                                           artifact_sha256=prec.artifact.sha256, every=every)
+            spec.check(f"workload for device {self.profile.name}")
         sz = run_sizing(self.profile, rec.artifact.name, rec.artifact.format, o)
         if sz is not None:  # why the counts are what they are
             rec.provenance.run_sizing = {"policy": sz.policy, "why": sz.reasons}
@@ -208,6 +241,8 @@ class DeviceSession:
         if self.native is not None:  # the native agent's argv; its output becomes the same events
             argv, line_sink = self.native.command(spec, on_line)
         hooks = hooks_for(self.profile, self.transport, self.thermals, cap)
+        if partner is not None:  # energy over both models' requests is neither's
+            hooks = [h for h in hooks if not isinstance(h, EnergyHook)]
         for hook in hooks:
             hook.before(run)
         try:
@@ -220,12 +255,18 @@ class DeviceSession:
             run.t_end = time.monotonic()
             for hook in hooks:
                 hook.after(run)
-        rec.provenance.host_phases = run.host_phases
-        if run.result is not None:
-            self._fill_from_agent(rec, run.result)
-        settle_status(rec, run, cap)
-        for hook in hooks:
-            hook.finish(rec, run)
+        both = [(rec, run.result)]
+        if partner is not None:
+            prec = partner[0]
+            prec.workload = dict(rec.workload)
+            both.append((prec, _alternate_event(run.result)))
+        for r, result in both:
+            r.provenance.host_phases = run.host_phases
+            if result is not None:
+                self._fill_from_agent(r, result)
+            settle_status(r, run, cap)
+            for hook in hooks:
+                hook.finish(r, run)
 
     def _fill_from_agent(self, rec: Record, event: dict[str, Any]) -> None:
         r = AgentResult.from_dict(event)
@@ -264,6 +305,22 @@ class DeviceSession:
         py = self.fingerprint.get("python")
         return Provenance(harness_version=harness_version(), agent_sha256=self.agent.sha256,
                           controller=platform.node(), agent_python=py if isinstance(py, str) else None)
+
+
+def _alternate_event(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The second model's result in an alternating launch: the launch's shared status, phases and workload, with
+    its own bytes, samples and figures (agents.result.AgentResult.alternate); None where the agent said nothing."""
+    if result is None:
+        return None
+    got = result.get("alternate")
+    alt: dict[str, Any] = got if isinstance(got, dict) else {}
+    out = {k: v for k, v in result.items() if k not in ("alternate", "os_peak_rss_mib", "os_peak_rss_equals")}
+    if out.get("status") == "ok" and not alt:
+        out.update(status="error", message="the agent reported no figures for the alternate model")
+    out.update(samples=alt.get("samples") or {}, metrics=alt.get("metrics") or {},
+               artifact_sha256=alt.get("artifact_sha256"), runtime=alt.get("runtime") or {},
+               input_shapes=alt.get("input_shapes") or {})
+    return out
 
 
 def _device_info(profile: Profile, fingerprint: dict[str, Any]) -> DeviceInfo:

@@ -79,8 +79,9 @@ def parse_spec_json(text: str | None) -> dict[str, Any]:
 def pair_plan(args: argparse.Namespace, artifacts: list[ArtifactInfo]) -> PairPlan | None:
     """--baseline-artifact: one candidate against one baseline, two different files; else None."""
     if args.baseline_artifact is None:
-        if args.blocks is not None:
-            raise UserError("--blocks needs --baseline-artifact (an interleaved A/B session)")
+        if args.blocks is not None or args.interleave is not None:
+            raise UserError(f"{'--blocks' if args.blocks is not None else '--interleave'} needs --baseline-artifact "
+                            "(an interleaved A/B session)")
         return None
     if len(artifacts) != 1:
         raise UserError(f"--baseline-artifact {args.baseline_artifact}: give exactly one --artifact to compare "
@@ -94,7 +95,7 @@ def pair_plan(args: argparse.Namespace, artifacts: list[ArtifactInfo]) -> PairPl
     if base.sha256 == artifacts[0].sha256:
         raise UserError(f"--baseline-artifact {args.baseline_artifact}: the same bytes as --artifact "
                         f"{artifacts[0].path} (sha256 {base.sha256[:12]}); compare two different files")
-    return PairPlan(artifacts[0], base, args.blocks)
+    return PairPlan(artifacts[0], base, args.blocks, args.interleave)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -123,7 +124,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress.message(f"run {run_id}: {len(artifacts)} artifact(s) on {', '.join(d.name for d in devices)} -> {out}")
     if pair is not None:
         progress.message(f"interleaved A/B: {pair.candidate.name} against {pair.baseline.name}, "
-                         f"{pair.blocks or 'the profile' + chr(39) + 's'} blocks each in ABBA order after a shared warmup")
+                         f"{pair.blocks or 'the profile' + chr(39) + 's'} blocks each in ABBA order after a shared warmup"
+                         + (", requests alternating within each launch" if pair.unit == "requests" else ""))
     result = run_farm(devices, artifacts, out, overrides, on_event=progress.event, on_record=progress.record,
                       on_message=progress.message, run_id=run_id, resume=args.resume, processes=args.processes,
                       pair=pair)
@@ -202,6 +204,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--blocks", type=cli_number(int, ge=2, le=64),
                    help="with --baseline-artifact: blocks (agent launches) per artifact "
                         "(default: the profile's [run] interleave_blocks, 8)")
+    p.add_argument("--interleave", choices=("launches", "requests"),
+                   help="with --baseline-artifact: what alternates. launches: each block is one artifact's own "
+                        "launch; requests: each launch loads both and alternates their requests (A B, B A, ...), "
+                        "so drift within seconds hits both alike - far tighter pairs where both models fit in "
+                        "memory at once (memory figures then come from each artifact's own warmup launch). "
+                        "Default: the profile's [run] interleave_unit, launches")
     p.add_argument("--spec-json", help="extra agent spec keys as JSON (advanced)")
     p.add_argument("--allow-failures", action="store_true",
                    help="exit 0 even when a run is not ok (a device that could not be used still exits 3)")

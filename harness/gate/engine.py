@@ -279,7 +279,8 @@ def evaluate(
         assert pb is not None
         notes.append(f"interleaved A/B on {pcand.device.name}: {labels[pcand.artifact.sha256]} against "
                      f"{labels[pbase.artifact.sha256]} (session {pb.session}, {pb.blocks_each} blocks each, {pb.order} "
-                     "after a shared warmup); relative rules judged on the ratios of adjacent blocks")
+                     f"after a shared warmup{', requests alternating within each launch' if pb.unit == 'requests' else ''}"
+                     "); relative rules judged on the ratios of adjacent blocks")
     _policy_notes(policy, profiles, baseline is not None or bool(partners), notes)
     in_run = {r.artifact.name for r in cand.values()} | {labels[r.artifact.sha256] for r in cand.values()}
     scoped: list[tuple[str, BudgetRule | RelativeRule]] = [
@@ -315,7 +316,7 @@ def evaluate(
         if rec.pairing is not None:
             prov["pairing"] = {"session": rec.pairing.session, "role": rec.pairing.role,
                                "partner_sha256": rec.pairing.partner_sha256, "order": rec.pairing.order,
-                               "blocks_each": rec.pairing.blocks_each}
+                               "blocks_each": rec.pairing.blocks_each, "unit": rec.pairing.unit}
         if rec.blocks:
             prov["blocks"] = len(rec.blocks)
         cells.append(Cell(
