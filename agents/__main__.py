@@ -36,9 +36,19 @@ def _importable() -> Dict[str, bool]:
     return out
 
 
+def _format_of(path: str, said: Optional[str]) -> str:
+    """The artifact's format from its bytes; ArtifactError if unreadable or not the format the spec says."""
+    from agents.formats import ArtifactError, detect_format
+
+    fmt = detect_format(path)
+    if said is not None and said != fmt:
+        raise ArtifactError("%s: spec says format %s but the bytes are %s" % (path, said, fmt))
+    return fmt
+
+
 def cmd_run(raw_spec: str) -> int:
     from agents.procfs import thermal
-    from agents.formats import ArtifactError, detect_format
+    from agents.formats import ArtifactError
     from agents.protocol import emit, error_event
     from agents.result import AgentResult
     from agents.spec import SpecError, parse_spec
@@ -49,26 +59,15 @@ def cmd_run(raw_spec: str) -> int:
         emit(error_event(str(e)))
         return 2
     res = AgentResult(format=spec.format, thermal={"start": thermal()}, workload=spec.to_dict())
+    alt = spec.alternate
     try:
-        fmt = detect_format(spec.artifact)
-        if spec.format is not None and spec.format != fmt:
-            raise ArtifactError("%s: spec says format %s but the bytes are %s" % (spec.artifact, spec.format, fmt))
+        spec.format = res.format = _format_of(spec.artifact, spec.format)
+        if alt is not None:
+            alt.format = _format_of(alt.artifact, alt.format)
     except ArtifactError as e:
         res.message = str(e)
         emit(res.to_event())
         return 0
-    spec.format = res.format = fmt
-    alt = spec.alternate
-    if alt is not None:
-        try:
-            afmt = detect_format(alt.artifact)
-            if alt.format is not None and alt.format != afmt:
-                raise ArtifactError("%s: spec says format %s but the bytes are %s" % (alt.artifact, alt.format, afmt))
-        except ArtifactError as e:
-            res.message = str(e)
-            emit(res.to_event())
-            return 0
-        alt.format = afmt
     res.workload = spec.to_dict()
     from agents.supervisor import run_child
     run_child(spec, res)

@@ -107,9 +107,12 @@ def _average_ranks(sorted_abs: Sequence[float]) -> List[float]:
     return out
 
 
-def between_ratio(cand: Sequence[float], base: Sequence[float], confidence: float) -> Optional[RatioTest]:
+def between_ratio(cand: Sequence[float], base: Sequence[float], confidence: float,
+                  run_sd_log: float = 0.0) -> Optional[RatioTest]:
     """Welch t on the logs of two runs' per-launch values (each run >= 2 launches): the spread between launches
-    is the noise a difference must clear. None below two usable values on either side."""
+    is the noise a difference must clear - plus, where the device has one recorded, its run-to-run spread
+    `run_sd_log` (the sd of a whole run's log statistic between A/A runs: drift slower than a run, which moves
+    all of a run's launches alike), counted once for each run. None below two usable values on either side."""
     lc = [math.log(x) for x in cand if x > 0.0 and math.isfinite(x)]
     lb = [math.log(x) for x in base if x > 0.0 and math.isfinite(x)]
     if len(lc) < 2 or len(lb) < 2:
@@ -117,6 +120,7 @@ def between_ratio(cand: Sequence[float], base: Sequence[float], confidence: floa
     (mc, sc), (mb, sb) = mean_std(lc), mean_std(lb)
     assert sc is not None and sb is not None
     vc, vb = sc * sc / len(lc), sb * sb / len(lb)
-    se = math.sqrt(vc + vb)
-    df = (vc + vb) ** 2 / (vc * vc / (len(lc) - 1) + vb * vb / (len(lb) - 1)) if se > 0.0 else float(len(lc) + len(lb) - 2)
+    df = (vc + vb) ** 2 / (vc * vc / (len(lc) - 1) + vb * vb / (len(lb) - 1)) if vc + vb > 0.0 \
+        else float(len(lc) + len(lb) - 2)
+    se = math.sqrt(vc + vb + 2.0 * run_sd_log * run_sd_log)  # the recorded spread is known: df stays Welch's
     return _t_result(mc - mb, se, df, confidence, min(len(lc), len(lb)), "between")

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -91,9 +93,16 @@ def row(part: str, i: int, hogged: bool, a: float, b: float, rc: int, word: str,
     return change > 0.05
 
 
-def part_a(t: Path, art: Path, args: argparse.Namespace) -> tuple[dict[str, int], int]:
+def p50(rec: dict[str, Any]) -> float:
+    return float(rec["metrics"]["latency_ms_p50"]["value"])
+
+
+def part_a(t: Path, art: Path, args: argparse.Namespace) -> tuple[dict[str, int], int, float | None]:
+    """(outcomes, plain 5% flags, this device's run-to-run spread in % from the unhogged pairs: the sd of the
+    log ratio of two runs' p50 over sqrt 2, what a profile's [run] run_spread_pct records)."""
     counts = {"fail": 0, "inconcl": 0, "pass": 0}
     plain = 0
+    quiet: list[float] = []
     for i in range(args.pairs):
         hogged = i % 2 == 1
         run(t / f"a{i}", art, args, "--processes", "3")
@@ -104,8 +113,12 @@ def part_a(t: Path, art: Path, args: argparse.Namespace) -> tuple[dict[str, int]
             stop(procs)
         rc, word, why = gate(t / f"b{i}", "--baseline", str(t / f"a{i}"))
         counts[word if word in counts else "fail"] += 1
-        plain += row("a", i, hogged, p95(records(t / f"a{i}")[0]), p95(records(t / f"b{i}")[0]), rc, word, why)
-    return counts, plain
+        ra, rb = records(t / f"a{i}")[0], records(t / f"b{i}")[0]
+        plain += row("a", i, hogged, p95(ra), p95(rb), rc, word, why)
+        if not hogged:
+            quiet.append(math.log(p50(rb) / p50(ra)))
+    spread = 100.0 * math.expm1(statistics.stdev(quiet) / math.sqrt(2.0)) if len(quiet) >= 2 else None
+    return counts, plain, spread
 
 
 def part_interleaved(part: str, t: Path, cand: Path, base: Path, args: argparse.Namespace,
@@ -162,10 +175,12 @@ def main() -> None:
         print(f"{'part':>4} {'#':>3} {'hog':>4} {'p95 A ms':>9} {'p95 B ms':>9} {'change':>7} {'plain 5%':>8} "
               f"{'gate':>8} {'rc':>3}  load  deciding rule", flush=True)
         if "a" in parts:
-            c, plain = part_a(t, base, args)
+            c, plain, spread = part_a(t, base, args)
             summary.append(f"(a) A/A back to back, --processes 3, hog in half: gate fail {c['fail']}/{args.pairs} "
                            f"(goal <= 1), inconclusive {c['inconcl']}, pass {c['pass']}; "
-                           f"plain 5% p95 threshold fails {plain}/{args.pairs}")
+                           f"plain 5% p95 threshold fails {plain}/{args.pairs}; run-to-run spread of p50 from the "
+                           f"unhogged pairs: " + (f"{spread:.1f}% (a profile's [run] run_spread_pct)" if spread
+                                                  is not None else "n/a"))
         if "b" in parts:
             c, plain = part_interleaved("b", t, twin, base, args, True)
             summary.append(f"(b) A/A interleaved ({args.blocks} blocks each, {args.interleave}), hog in half: gate fail "

@@ -84,6 +84,8 @@ class RunConfig:
     processes: int = bounded(1, ge=1, le=64)  # agent launches per cell (asv's processes): run-level evidence
     interleave_blocks: int = bounded(8, ge=2, le=64)  # --baseline-artifact: blocks per artifact, ABBA order
     interleave_unit: InterleaveUnit = "launches"  # what alternates: launches, or requests within each launch
+    run_spread_pct: float | None = bounded(None, ge=0, le=100)  # recorded A/A run-to-run spread (sd of a run's
+    # statistic, %): a between-run comparison must clear it (benchmarks/gate_real_aa.py --parts a measures it)
 
 
 @dataclass

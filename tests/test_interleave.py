@@ -69,8 +69,44 @@ def test_an_interleaved_run_gives_paired_records_and_the_gate_judges_the_pair(
     assert "interleaved A/B on local: new.onnx against old.onnx" in md.stdout  # the pairing, in every printer
 
 
+def test_requests_interleaving_alternates_within_each_launch(
+        fast_profiles: Path, twins: tuple[Path, Path], tmp_path: Path) -> None:
+    """--interleave requests: one launch per block pair, both models loaded, their requests alternating; the
+    records keep their own bytes and samples, memory figures come from each artifact's own warmup launch."""
+    new, old = twins
+    out = tmp_path / "run"
+    res = edgefarm(tmp_path, "run", "--profiles", str(fast_profiles), "--artifact", str(new),
+                   "--baseline-artifact", str(old), "--blocks", "3", "--interleave", "requests", "--out", str(out),
+                   "-q")
+    assert res.returncode == 0, res.stderr
+    recs = {r["artifact"]["name"]: r for r in result_lines(out)}
+    cand, base = recs["new.onnx"], recs["old.onnx"]
+    assert cand["status"] == base["status"] == "ok"
+    assert cand["pairing"]["unit"] == base["pairing"]["unit"] == "requests"
+    # launch j holds block j of both: indexes 2j and 2j+1, the first-loaded role alternating with j
+    assert sorted(b["index"] for b in cand["blocks"] + base["blocks"]) == list(range(6))
+    assert [b["index"] for b in cand["blocks"]] == [0, 3, 4]
+    for rec, other in ((cand, base), (old_rec := base, cand)):
+        assert rec["provenance"]["artifact_sha256_loaded"] == rec["artifact"]["sha256"]  # its own bytes
+        alt = rec["workload"]["alternate"]
+        assert alt is not None and alt["every"] == 1
+        assert alt["artifact_sha256"] in (rec["artifact"]["sha256"], other["artifact"]["sha256"])
+        assert "own (warmup) launch" in (rec["metrics"]["peak_rss_mib"]["note"] or "")
+        assert "throughput_per_s" not in rec["metrics"] or rec["metrics"]["throughput_per_s"]["value"] is None
+    # both models ran the same number of requests in each launch (turns of one request each)
+    assert [b["n"] for b in cand["blocks"]] == [b["n"] for b in sorted(base["blocks"], key=lambda b: b["index"])]
+    assert old_rec is base
+    g = edgefarm(tmp_path, "gate", str(out), "--profiles", str(fast_profiles), "--json", str(tmp_path / "g.json"))
+    assert g.returncode in (0, 1), g.stderr
+    doc = json.loads((tmp_path / "g.json").read_text())
+    assert any("requests alternating within each launch" in n for n in doc["notes"])
+    cells = {c["artifact"]: c for c in doc["cells"]}
+    assert cells["new.onnx"]["provenance"]["pairing"]["unit"] == "requests"
+
+
 @pytest.mark.parametrize("case", ["same file", "same bytes", "missing", "two artifacts", "processes 0",
-                                  "processes with pair", "blocks alone", "blocks 1"])
+                                  "processes with pair", "blocks alone", "blocks 1", "interleave alone",
+                                  "interleave bad"])
 def test_bad_interleave_input_is_one_line_and_exit_2(twins: tuple[Path, Path], tmp_path: Path, case: str) -> None:
     new, old = twins
     copy = tmp_path / "copy.onnx"
@@ -84,13 +120,16 @@ def test_bad_interleave_input_is_one_line_and_exit_2(twins: tuple[Path, Path], t
         "processes with pair": ["--artifact", str(new), "--baseline-artifact", str(old), "--processes", "3"],
         "blocks alone": ["--artifact", str(new), "--blocks", "4"],
         "blocks 1": ["--artifact", str(new), "--baseline-artifact", str(old), "--blocks", "1"],
+        "interleave alone": ["--artifact", str(new), "--interleave", "requests"],
+        "interleave bad": ["--artifact", str(new), "--baseline-artifact", str(old), "--interleave", "tokens"],
     }[case]
     res = edgefarm(tmp_path, "run", *args, "--out", str(tmp_path / "o"))
     assert res.returncode == 2
     line = one_line_error(res.stderr)
     want = {"same file": "same bytes", "same bytes": "same bytes", "missing": "nope.onnx",
             "two artifacts": "exactly one --artifact", "processes 0": "--processes",
-            "processes with pair": "--blocks", "blocks alone": "--baseline-artifact", "blocks 1": "--blocks"}[case]
+            "processes with pair": "--blocks", "blocks alone": "--baseline-artifact", "blocks 1": "--blocks",
+            "interleave alone": "--interleave needs --baseline-artifact", "interleave bad": "--interleave"}[case]
     assert want in line
     assert not (tmp_path / "o" / "results.jsonl").exists()
 

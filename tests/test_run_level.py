@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from dataclasses import replace
 from pathlib import Path
 
@@ -106,6 +107,34 @@ def test_between_runs_launch_spread_decides_not_the_samples() -> None:
         assert "--processes 6" in r.reason
 
 
+def test_the_device_profiles_run_spread_reaches_the_between_run_test(tmp_path: Path) -> None:
+    """A profile's [run] run_spread_pct: a 10% slowdown with tight launches fails without it, and is not
+    significant against a recorded 12% run-to-run spread; the reason names the spread."""
+    from harness.profiles import load_all
+
+    rng = np.random.default_rng(9)
+
+    def run(median: float) -> Record:
+        return in_launches(make_record(samples=latency_samples(rng, 900, median, 0.05, 0.0)), 3, rng, 0.01)
+
+    cand, base = run(11.0), run(10.0)
+    d = tmp_path / "profiles"
+    d.mkdir()
+    (d / f"{cand.device.name}.toml").write_text(
+        f'schema = 1\nname = "{cand.device.name}"\nclass = "laptop"\nos = "linux"\nram_mib = 4096\n'
+        '[transport]\nkind = "local"\n[run]\nrun_spread_pct = 12.0\n')
+    profiles = load_all(d)
+
+    def rule(prof: dict[str, object]) -> RuleResult:
+        rep = evaluate([cand], load_policy(), baseline=[base], profiles=prof)  # type: ignore[arg-type]
+        return next(r for c in rep.cells for r in c.rules if r.metric == "latency_ms_p50" and r.kind == "relative")
+
+    assert rule({}).outcome == "fail"
+    r = rule(profiles)
+    assert r.outcome == "inconclusive" and r.not_significant
+    assert "run-to-run spread of 12%" in r.reason
+
+
 def test_without_run_level_evidence_a_change_is_never_significant() -> None:
     rng = np.random.default_rng(4)
     base = make_record(samples=latency_samples(rng, 2000, 10.0, 0.03, 0.0), load_time_ms=400.0)
@@ -139,6 +168,30 @@ def test_ratio_tests_cover_their_ratio() -> None:
     same = one.between_ratio([2.0, 2.0], [1.0, 1.0], 0.95)
     assert same is not None and same.ratio == pytest.approx(2.0) and same.p == 0.0
     assert one.paired_ratio([1.0, -1.0, math.nan, 2.0], [1.0, 1.0, 1.0, 1.0], 0.95) is not None
+
+
+def test_a_recorded_run_to_run_spread_is_what_a_between_run_change_must_clear() -> None:
+    """Launches of one run share a host's slow drift: a run-level offset of sd s moves all of them. With the
+    device's recorded spread the Welch test holds its false-positive rate on such runs; without it, it fails
+    far more A/A pairs than its level."""
+    rng = random.Random(7)
+    s = math.log1p(0.12)  # this VM: whole runs at 11 or 15 ms
+    false_plain = false_spread = 0
+    trials = 400
+    for _ in range(trials):
+        run_a, run_b = rng.gauss(0.0, s), rng.gauss(0.0, s)
+        a = [math.exp(run_a + rng.gauss(0.0, 0.01)) for _ in range(3)]
+        b = [math.exp(run_b + rng.gauss(0.0, 0.01)) for _ in range(3)]
+        plain, with_spread = one.between_ratio(b, a, 0.95), one.between_ratio(b, a, 0.95, s)
+        assert plain is not None and with_spread is not None
+        assert with_spread.ratio == pytest.approx(plain.ratio)  # the estimate is the same; its interval is wider
+        assert with_spread.ci[1] / with_spread.ci[0] > plain.ci[1] / plain.ci[0]
+        false_plain += plain.p < 0.05
+        false_spread += with_spread.p < 0.05
+    assert false_plain / trials > 0.5  # launches alone: most A/A pairs "significant"
+    assert false_spread / trials <= 0.08  # ~5% with the spread
+    big = one.between_ratio([math.exp(s * 5)] * 3, [1.0, 1.0, 1.0], 0.95, s)  # far past the spread: still found
+    assert big is not None and big.p < 0.05
 
 
 def test_a_record_with_blocks_and_pairing_round_trips(tmp_path: Path) -> None:

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import math
+
 from agents import runlevel as one
 from harness.records import Record
 
@@ -28,8 +30,10 @@ def values(rec: Record, metric: str) -> list[float | None]:
     return [b.stats.get(metric) for b in sorted(rec.blocks, key=lambda b: b.index)]
 
 
-def evidence(rec: Record, base: Record, metric: str, confidence: float) -> one.RatioTest | None:
-    """candidate / baseline on the blocks, paired or between runs; None without run-level evidence."""
+def evidence(rec: Record, base: Record, metric: str, confidence: float,
+             run_spread_pct: float | None = None) -> one.RatioTest | None:
+    """candidate / baseline on the blocks, paired or between runs (with the device's recorded run-to-run spread,
+    profile [run] run_spread_pct, where it has one); None without run-level evidence."""
     c, b = values(rec, metric), values(base, metric)
     if paired(rec, base):
         pairs = [(x, y) for x, y in zip(c, b) if x is not None and y is not None]
@@ -37,7 +41,7 @@ def evidence(rec: Record, base: Record, metric: str, confidence: float) -> one.R
     cv, bv = [x for x in c if x is not None], [y for y in b if y is not None]
     if len(cv) < 2 or len(bv) < 2:
         return None
-    return one.between_ratio(cv, bv, confidence)
+    return one.between_ratio(cv, bv, confidence, math.log1p((run_spread_pct or 0.0) / 100.0))
 
 
 def more_hint(rec: Record, test: one.RatioTest) -> str:

@@ -193,8 +193,9 @@ def _judge(rec: Record, label: str, base: Record | None, have_baseline: bool, po
             if base is None:
                 rules.append(_no_baseline(rid, f"policy relative[{i}]", rr, policy, baseline_run))
                 continue
+            prof = profiles.get(rec.device.name)
             r = judge_relative(rec, base, rr.metric, rr.max_worse_pct, rid, f"policy relative[{i}]",
-                               cfg, cache, rng)
+                               cfg, cache, rng, prof.run.run_spread_pct if prof is not None else None)
             if _only_contended(base.tainted) and _only_contended(rec.tainted) and r.kind == "relative":
                 alike.add(id(r))
                 if paired(rec, base):  # interleaved blocks of one session: neighbours slowed both alike

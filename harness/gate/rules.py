@@ -235,7 +235,8 @@ def _no_evidence(res: RuleResult, head: str, metric: str, worse: float, limit: f
 
 
 def judge_relative(rec: Record, base: Record | None, metric: str, max_worse_pct: float, rule: str, source: str,
-                   cfg: StatsConfig, cache: SampleCache, rng: np.random.Generator) -> RuleResult:
+                   cfg: StatsConfig, cache: SampleCache, rng: np.random.Generator,
+                   run_spread_pct: float | None = None) -> RuleResult:
     """Candidate vs baseline on run-level evidence (harness/gate/blocks.py): fail only when the ratio is past
     the threshold AND its interval lies wholly on the worse side of 1 (significant)."""
     d = METRICS[metric]
@@ -252,7 +253,8 @@ def judge_relative(rec: Record, base: Record | None, metric: str, max_worse_pct:
     res.value, res.ci, res.n, res.baseline = fc.value, fc.ci, fc.n, fb.value
     limit = 1.0 + max_worse_pct / 100.0
     u = d.unit
-    test = evidence(rec, base, metric, cfg.confidence)  # the blocks decide even where a pooled figure is not claimed
+    # the blocks decide even where a pooled figure is not claimed
+    test = evidence(rec, base, metric, cfg.confidence, run_spread_pct)
     if test is None and fc.value is None:
         return _unmeasured(res, fc, cfg)
     if test is None and (fb.value is None or fb.value == 0 or fc.value == 0):
@@ -271,7 +273,8 @@ def judge_relative(rec: Record, base: Record | None, metric: str, max_worse_pct:
     res.change_ci_pct = ((rlo - 1.0) * 100.0, (rhi - 1.0) * 100.0)
     res.p_value = test.p
     what = (f"{test.k} adjacent A/B block pairs of one interleaved session" if test.design == "paired"
-            else f"{test.k}+ launches per run")
+            else f"{test.k}+ launches per run" + (f" and the device's run-to-run spread of {run_spread_pct:g}%"
+                                                   if run_spread_pct else ""))
     head = (f"{fmt(fc.value, u)} vs baseline {fmt(fb.value, u)}; block ratio {res.change_pct:+.1f}% "
             f"(allowed +{max_worse_pct:g}%)")
     stat = (f"{what}: {cfg.confidence:.0%} CI of change [{res.change_ci_pct[0]:+.1f}%, "
