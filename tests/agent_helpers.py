@@ -85,3 +85,12 @@ def python38() -> str | None:
 PY38 = python38()
 PY38_MISSING = ("no Python 3.8 (the agent's oldest supported Python) on this machine: set EDGEFARM_PYTHON38 "
                 "or `pyenv install 3.8` to run this test")
+
+
+def onnx_students(d: Path, *students: tuple[str, int, int]) -> tuple[Path, ...]:
+    """Tiny-architecture ONNX students written to d, one per (file name, layers, weight seed)."""
+    from dataclasses import replace
+
+    from harness.samples.onnx_model import TINY, write_onnx
+
+    return tuple(write_onnx(d / name, replace(TINY, n_layers=layers), seed=seed) for name, layers, seed in students)

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from agent_helpers import run_spec
+from agent_helpers import onnx_students, run_spec
 from agents.loops import alternating_loop
 from agents.spec import SpecError, WorkloadSpec
-from harness.samples.onnx_model import TINY, write_onnx
 
 
 @pytest.fixture(scope="module")
-def two(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    d = tmp_path_factory.mktemp("alt")
-    return (write_onnx(d / "one-layer.onnx", replace(TINY, n_layers=1), seed=0),
-            write_onnx(d / "three-layers.onnx", replace(TINY, n_layers=3), seed=0))
+def two(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ...]:
+    return onnx_students(tmp_path_factory.mktemp("alt"), ("one-layer.onnx", 1, 0), ("three-layers.onnx", 3, 0))
 
 
 def test_turns_alternate_abba_and_both_models_get_the_same_count() -> None:
@@ -31,7 +27,7 @@ def test_turns_alternate_abba_and_both_models_get_the_same_count() -> None:
     assert "".join(calls) == "abba"  # max_runs bounds each model's count
 
 
-def test_one_process_measures_both_models_with_their_own_bytes_and_samples(two: tuple[Path, Path]) -> None:
+def test_one_process_measures_both_models_with_their_own_bytes_and_samples(two: tuple[Path, ...]) -> None:
     small, big = two
     res = run_spec(small, min_runs=60, min_s=0.0, alternate={"artifact": str(big)}).result
     assert res["status"] == "ok", res["message"]
@@ -49,7 +45,7 @@ def test_one_process_measures_both_models_with_their_own_bytes_and_samples(two: 
     assert res["stopping"]["alternating_every"] == 1
 
 
-def test_a_changed_alternate_file_is_refused_by_name(two: tuple[Path, Path]) -> None:
+def test_a_changed_alternate_file_is_refused_by_name(two: tuple[Path, ...]) -> None:
     small, big = two
     res = run_spec(small, min_runs=5, min_s=0.0,
                    alternate={"artifact": str(big), "artifact_sha256": "0" * 64}).result
@@ -57,7 +53,7 @@ def test_a_changed_alternate_file_is_refused_by_name(two: tuple[Path, Path]) -> 
     assert not res["samples"]
 
 
-def test_an_alternate_that_is_not_a_model_is_named(two: tuple[Path, Path], tmp_path: Path) -> None:
+def test_an_alternate_that_is_not_a_model_is_named(two: tuple[Path, ...], tmp_path: Path) -> None:
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not a model at all")
     res = run_spec(two[0], min_runs=5, min_s=0.0, alternate={"artifact": str(junk)}).result

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import json
 import signal
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from agent_helpers import onnx_students
 from fault_helpers import edgefarm, one_line_error, procs_mentioning, result_lines, start, wait_for
 from harness.interleave import abba
-from harness.samples.onnx_model import TINY, write_onnx
 
 
 @pytest.fixture(scope="module")
 def twins(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Two students of one architecture, weights from two seeds: the same work in different bytes (an A/A)."""
-    d = tmp_path_factory.mktemp("twins")
-    return (write_onnx(d / "new.onnx", replace(TINY, n_layers=1), seed=1),
-            write_onnx(d / "old.onnx", replace(TINY, n_layers=1), seed=0))
+    new, old = onnx_students(tmp_path_factory.mktemp("twins"), ("new.onnx", 1, 1), ("old.onnx", 1, 0))
+    return new, old
 
 
 def test_abba_order_keeps_each_pair_adjacent() -> None:
