@@ -109,16 +109,13 @@ def child_main(fd: int, raw_spec: str) -> int:
         other: Optional[Backend] = None  # the alternate model's backend (spec.alternate)
         raw_b: Json = {}
         if alt is not None:
-            at = spec.artifact
-            spec.artifact = alt.artifact  # errors from here until it is loaded name the alternate's file
             found["alternate"] = {"artifact_sha256": file_sha256(alt.artifact)}
             if alt.artifact_sha256 is not None and found["alternate"]["artifact_sha256"] != alt.artifact_sha256:
                 return finish("error", "%s: artifact sha256 mismatch: expected %s, the file on the device has %s "
                               "(changed after it was staged); not measured"
                               % (alt.artifact, alt.artifact_sha256, found["alternate"]["artifact_sha256"]))
-            spec_b = WorkloadSpec.from_dict(dict(spec.to_dict(), format=alt.format, artifact_sha256=None,
-                                                 alternate=None))
-            spec.artifact = at
+            spec_b = WorkloadSpec.from_dict(dict(spec.to_dict(), artifact=alt.artifact, format=alt.format,
+                                                 artifact_sha256=None, alternate=None))
             try:
                 other = make_backend(spec_b)
             except ImportError as e:
@@ -138,13 +135,14 @@ def child_main(fd: int, raw_spec: str) -> int:
             raw["hwm_reset"] = spec.reset_hwm and "VmHWM" in after and reset_hwm()
         else:  # both models resident: the process's memory is neither's (their own launches measure it)
             raw["hwm_reset"] = False
-            at, spec.artifact = spec.artifact, other.spec.artifact  # a failure here names the alternate's file
-            t0 = time.perf_counter()
-            other.load()
-            raw_b["load_time_ms"] = (time.perf_counter() - t0) * 1e3
-            other.prepare()
+            try:
+                t0 = time.perf_counter()
+                other.load()
+                raw_b["load_time_ms"] = (time.perf_counter() - t0) * 1e3
+                other.prepare()
+            except ModelMismatch as e:  # named by the alternate's file, not the first model's
+                return finish("error", "%s: %s" % (other.spec.artifact, e))
             found["alternate"]["input_shapes"] = other.input_shapes
-            spec.artifact = at
         backend.prepare()
         found["input_shapes"] = backend.input_shapes
         phase("first")

@@ -144,12 +144,13 @@ class MemoryCapHook:
 
 
 def hooks_for(profile: Profile, transport: Transport, thermals: thermal.SessionThermals,
-              cap: MemoryCap | None) -> list[RunHook]:
-    """The hooks one run on this device gets, in the order they start (thermal cool-down first)."""
+              cap: MemoryCap | None, energy_meter: bool = True) -> list[RunHook]:
+    """The hooks one run on this device gets, in the order they start (thermal cool-down first). energy_meter
+    False: no energy hook (a launch alternating two models: its energy is neither's)."""
     hooks: list[RunHook] = [ThermalHook(thermals)]
     if cap is not None:
         hooks.append(MemoryCapHook(cap))
-    meter = energy.open_source(profile, transport)
+    meter = energy.open_source(profile, transport) if energy_meter else None
     if meter is not None:
         hooks.append(EnergyHook(profile, meter))
     return hooks

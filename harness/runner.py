@@ -25,7 +25,7 @@ from harness.errors import ConfigError, DeviceError, DeviceLost, UserError
 from harness.gate.policy import Policy, load_policy
 from harness.metrics import METRICS
 from harness.profiles import Profile
-from harness.run_hooks import AgentRun, EnergyHook, hooks_for, settle_status
+from harness.run_hooks import AgentRun, hooks_for, settle_status
 from harness.provenance import Provenance, PushInfo
 from harness.run_sizing import Sizing, size_run
 from harness.records import ArtifactInfo, DeviceInfo, Metric, Record, now_rfc3339
@@ -240,9 +240,7 @@ class DeviceSession:
         line_sink: Callable[[str], None] = on_line
         if self.native is not None:  # the native agent's argv; its output becomes the same events
             argv, line_sink = self.native.command(spec, on_line)
-        hooks = hooks_for(self.profile, self.transport, self.thermals, cap)
-        if partner is not None:  # energy over both models' requests is neither's
-            hooks = [h for h in hooks if not isinstance(h, EnergyHook)]
+        hooks = hooks_for(self.profile, self.transport, self.thermals, cap, energy_meter=partner is None)
         for hook in hooks:
             hook.before(run)
         try:

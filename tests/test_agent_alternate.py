@@ -73,3 +73,11 @@ def test_alternating_refuses_adaptive_stopping() -> None:
     with pytest.raises(SpecError, match="alternate: alternating requests use fixed counts"):
         WorkloadSpec.from_dict({"artifact": "m.onnx", "alternate": {"artifact": "n.onnx"},
                                 "adaptive": {"percentiles": [95.0], "rel_width": 0.05}})
+
+
+def test_a_model_mismatch_in_the_alternate_names_the_alternate(tiny_samples: dict[str, Path]) -> None:
+    """input_shapes naming what the second model lacks: the error names the second model's file and inputs."""
+    res = run_spec(tiny_samples["onnx"], min_runs=5, min_s=0.0, input_shapes={"pixels": [1, 4]},
+                   alternate={"artifact": str(tiny_samples["tflite"])}).result
+    assert res["status"] == "error"
+    assert res["message"].startswith(str(tiny_samples["tflite"]) + ": input_shapes: 'pixels' not in this model")
