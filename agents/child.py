@@ -61,6 +61,19 @@ def _die_with_agent() -> None:
         os._exit(1)
 
 
+def _changed(path: str, want: str, got: str) -> str:
+    return ("%s: artifact sha256 mismatch: expected %s, the file on the device has %s (changed after it was "
+            "staged); not measured" % (path, want, got))
+
+
+def _fixed_stopping(n: int, wall: float, runs: int, spec: WorkloadSpec) -> Json:
+    """Why a fixed-count measurement ended: both floors met, the max_runs cap, or max_s."""
+    met = n >= runs and wall >= spec.min_s
+    capped = not met and n >= spec.max_runs
+    return {"stop_reason": "max_runs" if capped else "min_runs_and_min_s" if met else "max_s", "runs": n,
+            "seconds": round(wall, 4), "adaptive": False}
+
+
 def child_main(fd: int, raw_spec: str) -> int:
     _die_with_agent()
     out = os.fdopen(fd, "w")
@@ -95,8 +108,7 @@ def child_main(fd: int, raw_spec: str) -> int:
         # The bytes about to be loaded, hashed before the runtime sees them and outside any timed region.
         found["artifact_sha256"] = got = file_sha256(spec.artifact)
         if spec.artifact_sha256 is not None and got != spec.artifact_sha256:
-            return finish("error", "%s: artifact sha256 mismatch: expected %s, the file on the device has %s "
-                          "(changed after it was staged); not measured" % (spec.artifact, spec.artifact_sha256, got))
+            return finish("error", _changed(spec.artifact, spec.artifact_sha256, got))
         if spec.rlimit_as_mib is not None:
             import resource
             lim = int(spec.rlimit_as_mib * MIB)
@@ -111,9 +123,8 @@ def child_main(fd: int, raw_spec: str) -> int:
         if alt is not None:
             found["alternate"] = {"artifact_sha256": file_sha256(alt.artifact)}
             if alt.artifact_sha256 is not None and found["alternate"]["artifact_sha256"] != alt.artifact_sha256:
-                return finish("error", "%s: artifact sha256 mismatch: expected %s, the file on the device has %s "
-                              "(changed after it was staged); not measured"
-                              % (alt.artifact, alt.artifact_sha256, found["alternate"]["artifact_sha256"]))
+                return finish("error", _changed(alt.artifact, alt.artifact_sha256,
+                                                found["alternate"]["artifact_sha256"]))
             spec_b = WorkloadSpec.from_dict(dict(spec.to_dict(), artifact=alt.artifact, format=alt.format,
                                                  artifact_sha256=None, alternate=None))
             try:
@@ -163,13 +174,11 @@ def child_main(fd: int, raw_spec: str) -> int:
         backend.recording = True
         ad = spec.adaptive
         lat_b: List[float] = []
-        if other is not None and alt is not None:
+        if other is not None and alt is not None:  # (alt: for the type checker)
             other.recording = True
             lat, lat_b, wall = alternating_loop(backend.run_once, other.run_once, alt.every, runs, spec.min_s,
                                                 spec.max_s, max(runs, spec.max_runs), progress=progress)
-            stopping = {"stop_reason": "min_runs_and_min_s" if len(lat) >= runs and wall >= spec.min_s else
-                        "max_runs" if len(lat) >= spec.max_runs else "max_s", "runs": len(lat),
-                        "seconds": round(wall, 4), "adaptive": False, "alternating_every": alt.every}
+            stopping = dict(_fixed_stopping(len(lat), wall, runs, spec), alternating_every=alt.every)
         elif ad is not None and ad.mode == "decide":
             gated = [Gated(g.metric, g.series, g.kind, g.p, g.limit, g.lower_is_better, g.per_run) for g in ad.gated]
             lat, wall, stopping = decide_loop(backend.run_once, runs, spec.min_s, spec.max_s, gated, spec.confidence,
@@ -182,10 +191,7 @@ def child_main(fd: int, raw_spec: str) -> int:
         else:
             lat, wall = timed_loop(backend.run_once, runs, spec.min_s, spec.max_s, max(runs, spec.max_runs),
                                    progress=progress)
-            met = len(lat) >= runs and wall >= spec.min_s
-            capped = not met and len(lat) >= spec.max_runs
-            stopping = {"stop_reason": "max_runs" if capped else "min_runs_and_min_s" if met else "max_s",
-                        "runs": len(lat), "seconds": round(wall, 4), "adaptive": False}
+            stopping = _fixed_stopping(len(lat), wall, runs, spec)
         phase("done")
         samples["latency_ms"] = [round(x, 6) for x in lat]
         for k, v in backend.samples.items():

@@ -16,8 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from harness.launches import MAX_OVER_LAUNCHES, combine, split_overrides
-from harness.metrics import memory_headroom_pct
-from harness.records import ArtifactInfo, InterleaveUnit, Metric, Pairing, PairRole, Record
+from harness.records import ArtifactInfo, InterleaveUnit, Pairing, PairRole, Record
 from harness.runner import DeviceSession, EventSink, RunOverrides, failed_record
 
 
@@ -132,8 +131,7 @@ def _own_memory(rec: Record, alone: Record) -> None:
         if m is not None:
             rec.metrics[name] = replace(m, note="from this artifact's own (warmup) launch: the alternating launches "
                                                 "held both models")
-    if (h := memory_headroom_pct(rec.device.ram_mib, rec.value("peak_rss_mib"))) is not None:
-        rec.metrics["memory_headroom_pct"] = Metric(value=round(h, 2), unit="%")
+    rec.refresh_headroom()
 
 
 def _ordered(recs: dict[PairRole, Record]) -> list[Record]:

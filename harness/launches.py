@@ -25,7 +25,6 @@ from typing import Any
 from agents import runlevel as one
 from agents.summary import build_metrics
 from harness.gate.stats import estimator_for
-from harness.metrics import memory_headroom_pct
 from harness.records import ArtifactInfo, Block, BlockRole, Metric, Record
 from harness.runner import RunOverrides, build_spec
 from harness.profiles import Profile
@@ -112,8 +111,7 @@ def combine(indexed: Sequence[tuple[int, Record]], role: BlockRole) -> Record:
         rec.metrics[name] = Metric(value=None if not vals else raw[name], unit=unit, n=len(vals),
                                    note=f"{rule} over {len(vals)} launches" if len(vals) > 1 else None)
     rec.metrics.update({k: v for k, v in built.items() if k in names})
-    if (h := memory_headroom_pct(rec.device.ram_mib, rec.value("peak_rss_mib"))) is not None:
-        rec.metrics["memory_headroom_pct"] = Metric(value=round(h, 2), unit="%")
+    rec.refresh_headroom()
     rec.provenance.launches = [{"index": b, "role": role, "status": r.status, "started_at": r.started_at,
                                 "finished_at": r.finished_at, "stopping": r.provenance.stopping}
                                for b, r in indexed]

@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from harness.errors import UserError
+from harness.metrics import memory_headroom_pct
 from harness.provenance import Provenance
 from harness.record_check import STATUSES, RecordError, check_record
 from harness.record_check import json_type as _json_type
@@ -179,6 +180,12 @@ class Record:
     def value(self, metric: str) -> float | None:
         m = self.metrics.get(metric)
         return None if m is None else m.value
+
+    def refresh_headroom(self) -> None:
+        """memory_headroom_pct from this record's peak_rss_mib and device RAM (harness.metrics' definition)."""
+        h = memory_headroom_pct(self.device.ram_mib, self.value("peak_rss_mib"))
+        if h is not None:
+            self.metrics["memory_headroom_pct"] = Metric(value=round(h, 2), unit="%")
 
 
 class JsonlWriter:

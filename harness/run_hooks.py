@@ -14,7 +14,6 @@ from typing import Any, Protocol
 
 from harness import energy, thermal
 from harness.memcap import MMAPPED_FORMATS, MemoryCap, WeightPin, evict_from_page_cache
-from harness.metrics import memory_headroom_pct
 from harness.profiles import Profile
 from harness.provenance import MemoryCapInfo
 from harness.records import Metric, Record
@@ -179,6 +178,4 @@ def settle_status(rec: Record, run: AgentRun, cap: MemoryCap | None) -> None:
     if run.oom_killed and rec.status in ("crashed", "error", "oom") and cap is not None:
         rec.status = "oom"
         rec.message = f"OOM-killed by the {cap.kind} memory cap of {cap.limit_mib} MiB"
-    headroom = memory_headroom_pct(rec.device.ram_mib, rec.value("peak_rss_mib"))
-    if headroom is not None:
-        rec.metrics["memory_headroom_pct"] = Metric(value=round(headroom, 2), unit="%")
+    rec.refresh_headroom()
